@@ -1,0 +1,1 @@
+//! Harness for process-level tests.

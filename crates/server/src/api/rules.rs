@@ -1,0 +1,212 @@
+//! Rule routes. A push is stored as pending, sent down the client's stream
+//! and answered once the client reports the outcome (or the ack budget runs
+//! out, leaving it pending).
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery};
+use super::views::{RuleView, StatsView};
+use crate::authz;
+use crate::control::registry::Outcome;
+use crate::state::Shared;
+use crate::store::rules::{self, RuleRow, RuleState};
+use crate::store::users::Actor;
+use crate::store::{clients, write_tx};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use portunus_domain::rule::RuleSpec;
+use portunus_domain::{DomainError, ErrorCode};
+use portunus_proto::pb::{self, server_message};
+use serde::Deserialize;
+use std::time::Duration;
+
+pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
+const MAX_ACK_TIMEOUT_MS: u64 = 60_000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AckQuery {
+    ack_timeout_ms: Option<u64>,
+}
+
+impl AckQuery {
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS).min(MAX_ACK_TIMEOUT_MS))
+    }
+}
+
+/// Splits `{"client": …, <RuleSpec fields>}`; the spec rejects unknown keys.
+fn parse_body(mut body: serde_json::Value) -> Result<(String, RuleSpec), DomainError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| DomainError::new(ErrorCode::InvalidRequest, "request body: expected a JSON object"))?;
+    let client = match obj.remove("client") {
+        Some(serde_json::Value::String(s)) => s,
+        _ => return Err(DomainError::field(ErrorCode::InvalidRequest, "client", "a client name or id is required")),
+    };
+    let spec = serde_json::from_value(body)
+        .map_err(|e| DomainError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?;
+    Ok((client, spec))
+}
+
+/// Which error a failed activation becomes.
+pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError {
+    let code = match reason {
+        "port_in_use" => ErrorCode::PortInUse,
+        _ => ErrorCode::ActivationFailed,
+    };
+    DomainError::new(code, format!("client {client:?} could not activate the rule: {reason}: {detail}"))
+}
+
+pub async fn create(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<AckQuery>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<RuleView>)> {
+    let (client_ref, mut spec) = parse_body(body)?;
+    spec.normalize();
+    spec.validate(&state.limits())?;
+    let client = state.store.call(move |c| clients::get(c, &client_ref)).await?;
+    authz::may_push(&actor, &client.name, &spec)?;
+    if state.registry.info(&client.id).is_none() {
+        return Err(ApiError::new(
+            ErrorCode::ClientNotConnected,
+            format!("client {:?} is not connected", client.name),
+        ));
+    }
+    let owner = actor.user_id.clone();
+    let cid = client.id.clone();
+    let row = state
+        .store
+        .call(move |c| write_tx(c, |tx| rules::insert(tx, &cid, &owner, &spec)))
+        .await?;
+    let waiter = state.registry.expect_outcome(&row.id);
+    let push = pb::ServerMessage {
+        kind: Some(server_message::Kind::Push(portunus_proto::rule_to_pb(&row.id, &row.owner, &row.spec))),
+    };
+    if !state.registry.send(&client.id, push).await {
+        state.registry.forget_outcome(&row.id);
+        delete_row(&state, &row.id).await;
+        return Err(ApiError::new(
+            ErrorCode::ClientNotConnected,
+            format!("client {:?} disconnected", client.name),
+        ));
+    }
+    match tokio::time::timeout(q.budget(), waiter).await {
+        Ok(Ok(Outcome::Activated)) => {
+            let mut row = row;
+            row.state = RuleState::Active;
+            Ok((StatusCode::CREATED, Json(row.into())))
+        }
+        Ok(Ok(Outcome::Failed { reason, detail })) => {
+            // A rule that never came up is not kept: the operator fixes the
+            // cause and pushes again, without a failed leftover.
+            delete_row(&state, &row.id).await;
+            send_remove(&state, &client.id, &row.id).await;
+            Err(activation_error(&client.name, &reason, &detail).into())
+        }
+        Ok(Ok(Outcome::Removed)) | Ok(Err(_)) | Err(_) => {
+            state.registry.forget_outcome(&row.id);
+            tracing::warn!(rule = %row.id, client = %client.name, "no activation outcome within the ack budget; rule left pending");
+            Ok((StatusCode::CREATED, Json(row.into())))
+        }
+    }
+}
+
+async fn delete_row(state: &Shared, id: &str) {
+    let rid = id.to_string();
+    if let Err(e) = state.store.call(move |c| write_tx(c, |tx| rules::delete(tx, &rid))).await {
+        tracing::warn!(error = %e, rule = %id, "cannot delete rule");
+    }
+    state.stats.forget(&state.metrics, id);
+}
+
+async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
+    let msg = pb::ServerMessage {
+        kind: Some(server_message::Kind::Remove(pb::RemoveRule { rule_id: rule_id.to_string() })),
+    };
+    state.registry.send(client_id, msg).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    client: Option<String>,
+    owner: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<RuleView>>> {
+    let owner = authz::visible_owner(&actor, q.owner.as_deref()).map(str::to_string);
+    let client = q.client;
+    let rows = state
+        .store
+        .call(move |c| {
+            let client_id = match client {
+                Some(r) => Some(clients::get(c, &r)?.id),
+                None => None,
+            };
+            rules::list(c, client_id.as_deref(), owner.as_deref())
+        })
+        .await?;
+    Ok(Json(rows.into_iter().map(RuleView::from).collect()))
+}
+
+async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
+    let row = state.store.call(move |c| rules::get(c, &id)).await?;
+    authz::may_touch_rule(actor, &row)?;
+    Ok(row)
+}
+
+pub async fn get(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RuleView>> {
+    Ok(Json(load_visible(&state, &actor, id).await?.into()))
+}
+
+pub async fn delete(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<AckQuery>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let row = load_visible(&state, &actor, id).await?;
+    // Deleted first so a reconnect in between cannot re-send it; then the
+    // client is told, and its answer awaited within the ack budget.
+    delete_row(&state, &row.id).await;
+    let waiter = state.registry.expect_outcome(&row.id);
+    let drained = if send_remove(&state, &row.client_id, &row.id).await {
+        matches!(tokio::time::timeout(q.budget(), waiter).await, Ok(Ok(Outcome::Removed)))
+    } else {
+        false
+    };
+    state.registry.forget_outcome(&row.id);
+    Ok(Json(serde_json::json!({ "rule_id": row.id, "removed": true, "client_acknowledged": drained })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    #[serde(default)]
+    per_port: bool,
+    #[serde(default)]
+    per_target: bool,
+}
+
+pub async fn stats(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<StatsView>> {
+    let row = load_visible(&state, &actor, id).await?;
+    let reported = state.stats.get(&row.id);
+    let view = StatsView::new(&row, reported.as_ref().map(|r| (&r.stats, r.at)), q.per_port, q.per_target);
+    Ok(Json(view))
+}

@@ -1,0 +1,170 @@
+//! JSON shapes the API answers with.
+
+use crate::control::registry::SessionInfo;
+use crate::store::clients::ClientRow;
+use crate::store::rules::RuleRow;
+use crate::timefmt::rfc3339;
+use portunus_domain::rule::RuleSpec;
+use portunus_proto::pb;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub address: Option<String>,
+    pub connected: bool,
+    pub remote_addr: Option<String>,
+    pub connected_since: Option<String>,
+    pub enrolled: bool,
+    pub revoked: bool,
+    pub created_at: String,
+}
+
+impl ClientView {
+    pub fn new(c: ClientRow, session: Option<SessionInfo>) -> ClientView {
+        ClientView {
+            connected: session.is_some(),
+            remote_addr: session.as_ref().and_then(|s| s.remote).map(|a| a.to_string()),
+            connected_since: session.map(|s| rfc3339(s.since)),
+            enrolled: c.enrolled_at.is_some(),
+            revoked: c.revoked_at.is_some(),
+            created_at: rfc3339(c.created_at),
+            client_id: c.id,
+            name: c.name,
+            address: c.address,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    pub rule_id: String,
+    pub client: String,
+    pub client_id: String,
+    pub owner: String,
+    pub state: &'static str,
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<RuleRow> for RuleView {
+    fn from(r: RuleRow) -> Self {
+        RuleView {
+            rule_id: r.id,
+            client: r.client_name,
+            client_id: r.client_id,
+            owner: r.owner,
+            state: r.state.as_str(),
+            reason: r.reason,
+            spec: r.spec,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct StatsView {
+    pub rule_id: String,
+    pub client: String,
+    pub reported_at: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections_total: u64,
+    pub active_connections: u64,
+    pub connect_failures: u64,
+    pub dns_failures: u64,
+    pub target_failovers: u64,
+    pub udp_datagrams_in: u64,
+    pub udp_datagrams_out: u64,
+    pub active_flows: u64,
+    pub flows_dropped_overflow: u64,
+    pub rate_limit_rejects: u64,
+    pub sni_routed: u64,
+    pub sni_unmatched: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_port: Option<Vec<PortView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_target: Option<Vec<TargetView>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortView {
+    pub port: u32,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections_total: u64,
+    pub active_connections: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetView {
+    pub host: String,
+    pub port: u32,
+    pub healthy: bool,
+    pub connects_ok: u64,
+    pub connects_failed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl StatsView {
+    pub fn new(rule: &RuleRow, s: Option<(&pb::RuleStats, i64)>, per_port: bool, per_target: bool) -> StatsView {
+        let mut v = StatsView {
+            rule_id: rule.id.clone(),
+            client: rule.client_name.clone(),
+            ..Default::default()
+        };
+        let Some((s, at)) = s else {
+            v.per_port = per_port.then(Vec::new);
+            v.per_target = per_target.then(Vec::new);
+            return v;
+        };
+        v.reported_at = Some(rfc3339(at));
+        v.bytes_in = s.bytes_in;
+        v.bytes_out = s.bytes_out;
+        v.connections_total = s.connections_total;
+        v.active_connections = s.active_connections;
+        v.connect_failures = s.connect_failures;
+        v.dns_failures = s.dns_failures;
+        v.target_failovers = s.target_failovers;
+        v.udp_datagrams_in = s.udp_datagrams_in;
+        v.udp_datagrams_out = s.udp_datagrams_out;
+        v.active_flows = s.active_flows;
+        v.flows_dropped_overflow = s.flows_dropped_overflow;
+        v.rate_limit_rejects = s.rate_limit_rejects;
+        v.sni_routed = s.sni_routed;
+        v.sni_unmatched = s.sni_unmatched;
+        v.per_port = per_port.then(|| {
+            s.ports
+                .iter()
+                .map(|p| PortView {
+                    port: p.port,
+                    bytes_in: p.bytes_in,
+                    bytes_out: p.bytes_out,
+                    connections_total: p.connections_total,
+                    active_connections: p.active_connections,
+                })
+                .collect()
+        });
+        v.per_target = per_target.then(|| {
+            s.targets
+                .iter()
+                .map(|t| TargetView {
+                    host: t.host.clone(),
+                    port: t.port,
+                    healthy: t.healthy,
+                    connects_ok: t.connects_ok,
+                    connects_failed: t.connects_failed,
+                    bytes_in: t.bytes_in,
+                    bytes_out: t.bytes_out,
+                })
+                .collect()
+        });
+        v
+    }
+}

@@ -1,0 +1,79 @@
+//! Ways the first superadmin comes to exist without the Web onboarding:
+//! `bootstrap-superadmin` and the legacy `operator_token` config key.
+
+use crate::secrets::{hash_token, new_token};
+use crate::store::{users, write_tx, StoreResult};
+use portunus_domain::names::{RESERVED_LEGACY, RESERVED_SUPERADMIN};
+use portunus_domain::{DomainError, ErrorCode};
+use rusqlite::Connection;
+
+/// Mints `_superadmin` and returns its API token (shown once). Refuses when
+/// any active superadmin exists.
+pub fn bootstrap_superadmin(conn: &mut Connection, display_name: &str) -> StoreResult<String> {
+    let token = new_token();
+    let hash = hash_token(&token);
+    write_tx(conn, |tx| {
+        if users::has_active_superadmin(tx)? {
+            return Err(DomainError::new(
+                ErrorCode::SuperadminExists,
+                "a superadmin already exists; bootstrap-superadmin only runs on a fresh store",
+            )
+            .into());
+        }
+        users::create(tx, RESERVED_SUPERADMIN, display_name, users::Role::Superadmin)?;
+        users::issue_token(tx, RESERVED_SUPERADMIN, "bootstrap", &hash)?;
+        Ok(())
+    })?;
+    Ok(token)
+}
+
+/// On a start with no superadmin, keys the reserved `_legacy` superadmin to
+/// the configured `operator_token`. Returns whether it did.
+pub fn legacy_operator_token(conn: &mut Connection, token: &str) -> StoreResult<bool> {
+    let hash = hash_token(token);
+    write_tx(conn, |tx| {
+        if users::has_active_superadmin(tx)? {
+            return Ok(false);
+        }
+        if !users::exists(tx, RESERVED_LEGACY)? {
+            users::create(tx, RESERVED_LEGACY, "Legacy operator token", users::Role::Superadmin)?;
+        }
+        users::issue_token(tx, RESERVED_LEGACY, "operator_token", &hash)?;
+        Ok(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    #[test]
+    fn bootstrap_once() {
+        let (_d, store) = test_store();
+        store
+            .blocking(|c| {
+                let t = bootstrap_superadmin(c, "Admin")?;
+                assert_eq!(t.len(), 43);
+                assert!(users::actor_for_token(c, &hash_token(&t))?.is_some());
+                let again = bootstrap_superadmin(c, "Admin").unwrap_err();
+                assert_eq!(DomainError::from(again).code, ErrorCode::SuperadminExists);
+                assert!(!legacy_operator_token(c, "whatever")?);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn legacy_token_on_fresh_store() {
+        let (_d, store) = test_store();
+        store
+            .blocking(|c| {
+                assert!(legacy_operator_token(c, "configured-token")?);
+                let a = users::actor_for_token(c, &hash_token("configured-token"))?.unwrap();
+                assert_eq!(a.user_id, RESERVED_LEGACY);
+                Ok(())
+            })
+            .unwrap();
+    }
+}

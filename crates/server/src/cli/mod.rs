@@ -1,0 +1,111 @@
+//! The `portunus-server` command line. Operator commands talk to the
+//! running server's HTTP API; store-maintenance commands open the data dir.
+
+mod http;
+mod offline;
+mod operator;
+pub mod output;
+pub mod push;
+
+use crate::serve::ServeArgs;
+use clap::{Parser, Subcommand};
+use output::Format;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "portunus-server", version, about = "Portunus control plane", propagate_version = true)]
+pub struct Cli {
+    /// Data directory [default: $XDG_STATE_HOME/portunus or ~/.local/state/portunus]
+    #[arg(long, global = true, env = "PORTUNUS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Operator API base URL [default: from server.toml, else http://127.0.0.1:7080]
+    #[arg(long, global = true, env = "PORTUNUS_SERVER_URL")]
+    pub server_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the control plane (gRPC + operator HTTP + metrics).
+    Serve(ServeArgs),
+    /// Print a fresh URL-safe-base64 token to stdout.
+    GenToken,
+    /// Mint the `_superadmin` user and print its API token once (fresh store only).
+    BootstrapSuperadmin {
+        #[arg(long)]
+        name: String,
+    },
+    /// Print a short-lived `portunus-client enroll ...` command.
+    EnrollClient {
+        name: String,
+        /// Public host consumers of this client's ports reach (no port).
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+    /// Revoke a client's bearer; its stream drops at once.
+    Revoke { client: String },
+    /// Show every provisioned client and whether it is connected.
+    ListClients {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Push a rule to a client; prints the bare rule id.
+    PushRule(push::PushArgs),
+    /// Drain and remove a rule.
+    RemoveRule {
+        rule_id: String,
+        #[arg(long, default_value = "2s", value_parser = push::parse_duration)]
+        ack_timeout: std::time::Duration,
+    },
+    /// List rules, optionally of one client.
+    ListRules {
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Aggregate per-rule counters.
+    RuleStats {
+        rule_id: String,
+        /// Per-port detail (range rules).
+        #[arg(long)]
+        per_port: bool,
+        /// Per-target detail (multi-target rules).
+        #[arg(long)]
+        per_target: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(crate::datadir::default_data_dir);
+    let url = || http::server_url(cli.server_url.as_deref(), &data_dir);
+    let api = || -> anyhow::Result<http::ApiClient> { Ok(http::ApiClient::new(url(), http::operator_token()?)) };
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(&data_dir, args).await,
+        Command::GenToken => {
+            println!("{}", crate::secrets::new_token());
+            Ok(())
+        }
+        Command::BootstrapSuperadmin { name } => offline::bootstrap_superadmin(&data_dir, &name),
+        Command::EnrollClient { name, address, ttl_secs } => {
+            operator::enroll_client(&data_dir, api, name, address, ttl_secs).await
+        }
+        Command::Revoke { client } => operator::revoke(&api()?, &client).await,
+        Command::ListClients { format } => operator::list_clients(&api()?, format).await,
+        Command::PushRule(args) => operator::push_rule(&api()?, &args).await,
+        Command::RemoveRule { rule_id, ack_timeout } => operator::remove_rule(&api()?, &rule_id, ack_timeout).await,
+        Command::ListRules { client, owner, format } => {
+            operator::list_rules(&api()?, client.as_deref(), owner.as_deref(), format).await
+        }
+        Command::RuleStats { rule_id, per_port, per_target, format } => {
+            operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await
+        }
+    }
+}

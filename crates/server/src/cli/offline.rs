@@ -1,0 +1,54 @@
+//! Commands that open the data dir directly. Each takes the data-dir lock
+//! first, so none runs beside a server on the same store (exit 75).
+
+use crate::datadir::{self, DirLock};
+use crate::serve::open_store;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Locks the data dir (creating it) and opens its store.
+pub fn open_locked(data_dir: &Path) -> Result<(DirLock, crate::store::Store)> {
+    datadir::ensure_dir(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let lock = DirLock::acquire(data_dir)?;
+    let store = open_store(data_dir)?;
+    Ok((lock, store))
+}
+
+pub fn bootstrap_superadmin(data_dir: &Path, name: &str) -> Result<()> {
+    let (_lock, store) = open_locked(data_dir)?;
+    let token = store.blocking(|c| crate::bootstrap::bootstrap_superadmin(c, name))?;
+    eprintln!("Created superadmin _superadmin. This token is shown once; store it now:");
+    println!("{token}");
+    Ok(())
+}
+
+/// Creates an enrollment directly on the store, for when no server runs.
+/// The endpoint comes from the stored override, the seed in server.toml or
+/// the environment, else loopback on the configured control port.
+pub fn enroll_client(
+    data_dir: &Path,
+    lock: DirLock,
+    name: &str,
+    address: Option<&str>,
+    ttl_secs: Option<i64>,
+) -> Result<crate::enrollment::Created> {
+    let _lock = lock;
+    let config = crate::config::FileConfig::load(data_dir)?;
+    let mut file = config;
+    if let Ok(seed) = std::env::var("PORTUNUS_ADVERTISED_ENDPOINT") {
+        file.advertised_endpoint = Some(seed);
+    }
+    let config = file.resolve(data_dir)?;
+    crate::tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)?;
+    let material = crate::tls::load(&config.tls_cert_path, &config.tls_key_path)?;
+    let store = open_store(data_dir)?;
+    let resolver =
+        crate::advertised::EndpointResolver::new(config.advertised_endpoint.clone(), config.control_listen.port());
+    let pin = material.pin();
+    let created = store.blocking(|conn| {
+        let over = crate::store::settings::get(conn, crate::store::settings::ADVERTISED_ENDPOINT)?;
+        let endpoint = resolver.resolve(over.as_deref())?;
+        crate::enrollment::create(conn, name, address, ttl_secs, &endpoint.endpoint, &pin)
+    })?;
+    Ok(created)
+}

@@ -1,0 +1,136 @@
+//! `server.toml`: every key optional, unknown keys rejected by name.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub control_listen: Option<SocketAddr>,
+    pub operator_http_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub operator_http_public_origin: Option<String>,
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    pub operator_token: Option<String>,
+    pub shutdown_drain_timeout_secs: Option<u64>,
+    pub log_format: Option<LogFormat>,
+    pub range_rule_max_ports: Option<u32>,
+    pub udp_flow_idle_secs: Option<u32>,
+    pub udp_max_flows_per_rule: Option<u32>,
+    pub advertised_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Compact,
+}
+
+/// The effective configuration of `serve`, after defaults and flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub control_listen: SocketAddr,
+    pub operator_http_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    /// Origin for CSRF checks and the session cookie's `Secure` flag.
+    #[allow(dead_code)]
+    pub operator_http_public_origin: Option<String>,
+    pub tls_cert_path: PathBuf,
+    pub tls_key_path: PathBuf,
+    pub operator_token: Option<String>,
+    pub shutdown_drain_timeout_secs: u64,
+    pub log_format: LogFormat,
+    pub range_rule_max_ports: u32,
+    pub udp_flow_idle_secs: u32,
+    pub udp_max_flows_per_rule: u32,
+    pub advertised_endpoint: Option<String>,
+}
+
+pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
+pub const DEFAULT_OPERATOR_HTTP_LISTEN: &str = "127.0.0.1:7080";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7081";
+
+impl FileConfig {
+    /// Reads `<data_dir>/server.toml`; a missing file is an empty config.
+    pub fn load(data_dir: &Path) -> Result<FileConfig> {
+        let path = data_dir.join("server.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text).with_context(|| format!("invalid {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<FileConfig> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn resolve(self, data_dir: &Path) -> Result<Config> {
+        let udp_flow_idle_secs = self.udp_flow_idle_secs.unwrap_or(60);
+        anyhow::ensure!(
+            (30..=300).contains(&udp_flow_idle_secs),
+            "udp_flow_idle_secs must be in 30..=300, got {udp_flow_idle_secs}"
+        );
+        let udp_max_flows_per_rule = self.udp_max_flows_per_rule.unwrap_or(1024);
+        anyhow::ensure!(
+            (1..=65535).contains(&udp_max_flows_per_rule),
+            "udp_max_flows_per_rule must be in 1..=65535, got {udp_max_flows_per_rule}"
+        );
+        let range_rule_max_ports = self.range_rule_max_ports.unwrap_or(1024);
+        anyhow::ensure!(
+            (1..=65535).contains(&range_rule_max_ports),
+            "range_rule_max_ports must be in 1..=65535, got {range_rule_max_ports}"
+        );
+        Ok(Config {
+            control_listen: self
+                .control_listen
+                .unwrap_or_else(|| DEFAULT_CONTROL_LISTEN.parse().expect("valid default")),
+            operator_http_listen: self
+                .operator_http_listen
+                .unwrap_or_else(|| DEFAULT_OPERATOR_HTTP_LISTEN.parse().expect("valid default")),
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
+            operator_http_public_origin: self.operator_http_public_origin,
+            tls_cert_path: self.tls_cert_path.unwrap_or_else(|| data_dir.join("server.crt")),
+            tls_key_path: self.tls_key_path.unwrap_or_else(|| data_dir.join("server.key")),
+            operator_token: self.operator_token,
+            shutdown_drain_timeout_secs: self.shutdown_drain_timeout_secs.unwrap_or(30),
+            log_format: self.log_format.unwrap_or_default(),
+            range_rule_max_ports,
+            udp_flow_idle_secs,
+            udp_max_flows_per_rule,
+            advertised_endpoint: self.advertised_endpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = FileConfig::parse("control_listen = \"127.0.0.1:1\"\nbogus_key = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus_key"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let dir = Path::new("/d");
+        let c = FileConfig::default().resolve(dir).unwrap();
+        assert_eq!(c.control_listen.to_string(), "0.0.0.0:7443");
+        assert_eq!(c.operator_http_listen.to_string(), "127.0.0.1:7080");
+        assert_eq!(c.tls_key_path, dir.join("server.key"));
+        assert_eq!(c.udp_flow_idle_secs, 60);
+        let bad = FileConfig::parse("udp_flow_idle_secs = 10").unwrap().resolve(dir);
+        assert!(bad.is_err());
+        let bad = FileConfig::parse("udp_max_flows_per_rule = 0").unwrap().resolve(dir);
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! The control-stream service clients dial over TLS.
+
+pub mod registry;
+mod service;
+
+pub use service::ControlService;

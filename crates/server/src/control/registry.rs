@@ -1,0 +1,182 @@
+//! Live control streams, one per client, and the waiters for rule outcomes.
+
+use portunus_proto::pb;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+pub type Outbound = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+
+/// What a client reported for one pushed or removed rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Activated,
+    Failed { reason: String, detail: String },
+    Removed,
+}
+
+struct Session {
+    generation: u64,
+    tx: Outbound,
+    remote: Option<SocketAddr>,
+    since: i64,
+    /// Dropping this ends the session's inbound task.
+    _stop: oneshot::Sender<()>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub remote: Option<SocketAddr>,
+    pub since: i64,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<String, Session>>,
+    waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    next_generation: AtomicU64,
+}
+
+pub struct Registration {
+    pub generation: u64,
+    pub outbound: mpsc::Receiver<Result<pb::ServerMessage, Status>>,
+    pub tx: Outbound,
+    pub stop: oneshot::Receiver<()>,
+}
+
+impl Registry {
+    /// Registers a new stream for `client_id`, replacing (and ending) any
+    /// older one: a client has at most one live stream.
+    pub fn register(&self, client_id: &str, remote: Option<SocketAddr>, now: i64) -> Registration {
+        let (tx, outbound) = mpsc::channel(256);
+        let (stop_tx, stop) = oneshot::channel();
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let old = self.lock_sessions().insert(
+            client_id.to_string(),
+            Session {
+                generation,
+                tx: tx.clone(),
+                remote,
+                since: now,
+                _stop: stop_tx,
+            },
+        );
+        if let Some(old) = old {
+            let _ = old.tx.try_send(Err(Status::aborted("replaced by a newer connection of this client")));
+        }
+        Registration {
+            generation,
+            outbound,
+            tx,
+            stop,
+        }
+    }
+
+    /// Forgets the stream if it is still the current one. Returns whether
+    /// it was.
+    pub fn unregister(&self, client_id: &str, generation: u64) -> bool {
+        let mut sessions = self.lock_sessions();
+        if sessions.get(client_id).is_some_and(|s| s.generation == generation) {
+            sessions.remove(client_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends a client's stream now with `status` (revocation, shutdown).
+    pub fn kick(&self, client_id: &str, status: Status) -> bool {
+        let session = self.lock_sessions().remove(client_id);
+        match session {
+            Some(s) => {
+                let _ = s.tx.try_send(Err(status));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn kick_all(&self, status: Status) {
+        let sessions: Vec<Session> = self.lock_sessions().drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            let _ = s.tx.try_send(Err(status.clone()));
+        }
+    }
+
+    pub fn info(&self, client_id: &str) -> Option<SessionInfo> {
+        self.lock_sessions().get(client_id).map(|s| SessionInfo {
+            remote: s.remote,
+            since: s.since,
+        })
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.lock_sessions().len()
+    }
+
+    /// Queues a message for a client. False when it is not connected.
+    pub async fn send(&self, client_id: &str, msg: pb::ServerMessage) -> bool {
+        let tx = self.lock_sessions().get(client_id).map(|s| s.tx.clone());
+        match tx {
+            Some(tx) => tx.send(Ok(msg)).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Arms a waiter for the next outcome of `rule_id`. Arm it before the
+    /// push goes out, so a fast answer is not lost.
+    pub fn expect_outcome(&self, rule_id: &str) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.lock_waiters().insert(rule_id.to_string(), tx);
+        rx
+    }
+
+    pub fn forget_outcome(&self, rule_id: &str) {
+        self.lock_waiters().remove(rule_id);
+    }
+
+    pub fn deliver_outcome(&self, rule_id: &str, outcome: Outcome) {
+        if let Some(tx) = self.lock_waiters().remove(rule_id) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Outcome>>> {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn newer_stream_replaces_older() {
+        let reg = Registry::default();
+        let mut a = reg.register("c1", None, 1);
+        let b = reg.register("c1", None, 2);
+        assert_eq!(reg.connected_count(), 1);
+        assert!(matches!(a.outbound.recv().await, Some(Err(s)) if s.code() == tonic::Code::Aborted));
+        assert!(a.stop.await.is_err(), "old session's inbound task is told to stop");
+        assert!(!reg.unregister("c1", a.generation), "stale generation is ignored");
+        assert_eq!(reg.info("c1").map(|i| i.since), Some(2));
+        assert!(reg.unregister("c1", b.generation));
+        assert!(!reg.send("c1", pb::ServerMessage::default()).await);
+    }
+
+    #[tokio::test]
+    async fn outcomes_reach_their_waiter() {
+        let reg = Registry::default();
+        let rx = reg.expect_outcome("r1");
+        reg.deliver_outcome("r2", Outcome::Activated);
+        reg.deliver_outcome("r1", Outcome::Removed);
+        assert_eq!(rx.await.unwrap(), Outcome::Removed);
+    }
+}

@@ -1,0 +1,255 @@
+//! `Redeem` and `Connect`. Clients authenticate here, by bearer hash, and
+//! nowhere else.
+
+use super::registry::Outcome;
+use crate::metrics::RuleLabels;
+use crate::secrets::{hash_token, new_token};
+use crate::state::Shared;
+use crate::store::{self, clients, enrollments, rules, settings, StoreError};
+use portunus_domain::{DomainError, ErrorCode};
+use portunus_proto::pb::{self, client_message, control_server::Control, server_message};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Clone)]
+pub struct ControlService {
+    state: Shared,
+}
+
+impl ControlService {
+    pub fn new(state: Shared) -> ControlService {
+        ControlService { state }
+    }
+}
+
+fn internal(e: StoreError) -> Status {
+    let d = DomainError::from(e);
+    match d.code {
+        ErrorCode::StoreBusy => Status::unavailable(d.message),
+        _ => Status::internal(d.message),
+    }
+}
+
+fn bearer(req_meta: &tonic::metadata::MetadataMap) -> Option<String> {
+    let v = req_meta.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+fn outcome_of(o: &pb::RuleOutcome) -> Option<Outcome> {
+    use pb::rule_outcome::Kind;
+    match Kind::try_from(o.kind).ok()? {
+        Kind::Activated => Some(Outcome::Activated),
+        Kind::Failed => Some(Outcome::Failed {
+            reason: o.reason.clone(),
+            detail: o.detail.clone(),
+        }),
+        Kind::Removed => Some(Outcome::Removed),
+        Kind::Unspecified => None,
+    }
+}
+
+impl ControlService {
+    async fn handle_outcome(&self, o: pb::RuleOutcome) {
+        let Some(outcome) = outcome_of(&o) else { return };
+        let (state, reason) = match &outcome {
+            Outcome::Activated => (Some(rules::RuleState::Active), None),
+            Outcome::Failed { reason, .. } => (Some(rules::RuleState::Failed), Some(reason.clone())),
+            Outcome::Removed => (None, None),
+        };
+        if let Some(state) = state {
+            let id = o.rule_id.clone();
+            // The store is updated before the waiter learns the outcome, so a
+            // listing right after push-rule returns shows the new state.
+            if let Err(e) = self
+                .state
+                .store
+                .write(move |tx| rules::set_state(tx, &id, state, reason.as_deref()))
+                .await
+            {
+                tracing::warn!(error = %e, rule = %o.rule_id, "cannot record rule outcome");
+            }
+        }
+        self.state.registry.deliver_outcome(&o.rule_id, outcome);
+    }
+
+    async fn handle_stats(&self, client_id: &str, client_name: &str, report: pb::StatsReport) {
+        let cid = client_id.to_string();
+        let owners = match self
+            .state
+            .store
+            .call(move |c| rules::list(c, Some(&cid), None))
+            .await
+        {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| (r.id, r.owner))
+                .collect::<std::collections::HashMap<_, _>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read rules for a stats report");
+                return;
+            }
+        };
+        let at = store::now();
+        for stats in report.rules {
+            // Reports for rules the server no longer has are stale; a
+            // series for them would outlive the rule.
+            let Some(owner) = owners.get(&stats.rule_id) else { continue };
+            let labels = RuleLabels {
+                client: client_name.to_string(),
+                rule: stats.rule_id.clone(),
+                owner: owner.clone(),
+            };
+            self.state.stats.record(&self.state.metrics, labels, stats, at);
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn redeem(&self, request: Request<pb::RedeemRequest>) -> Result<Response<pb::RedeemResponse>, Status> {
+        let code_hash = hash_token(&request.get_ref().code);
+        let token = new_token();
+        let token_hash = hash_token(&token);
+        let resolver = self.state.endpoints.clone();
+        let result = self
+            .state
+            .store
+            .call(move |conn| {
+                store::write_tx(conn, |tx| {
+                    let Some(e) = enrollments::redeemable(tx, &code_hash)? else {
+                        return Ok(Err(Status::permission_denied(
+                            "the enrollment code is invalid, expired, superseded or already used",
+                        )));
+                    };
+                    // Rows without a stored endpoint resolve now; if that
+                    // fails, nothing is consumed and the client may retry.
+                    let endpoint = match &e.endpoint {
+                        Some(ep) => ep.clone(),
+                        None => {
+                            let over = settings::get(tx, settings::ADVERTISED_ENDPOINT)?;
+                            match resolver.resolve(over.as_deref()) {
+                                Ok(r) => r.endpoint,
+                                Err(err) => {
+                                    return Ok(Err(Status::failed_precondition(format!(
+                                        "cannot resolve the advertised endpoint: {}",
+                                        err.message
+                                    ))))
+                                }
+                            }
+                        }
+                    };
+                    let client = clients::get(tx, &e.client_id)?;
+                    clients::set_token(tx, &client.id, &token_hash)?;
+                    enrollments::mark_redeemed(tx, &e.id)?;
+                    Ok(Ok((client, endpoint)))
+                })
+            })
+            .await
+            .map_err(internal)?;
+        let (client, endpoint) = result?;
+        // A new credential replaces the old one: end any stream still
+        // authenticated by it.
+        self.state
+            .registry
+            .kick(&client.id, Status::unauthenticated("client credential was replaced"));
+        tracing::info!(client = %client.name, client_id = %client.id, "client enrolled");
+        Ok(Response::new(pb::RedeemResponse {
+            client_id: client.id,
+            client_name: client.name,
+            server_endpoint: endpoint,
+            token,
+        }))
+    }
+
+    type SessionStream = ReceiverStream<Result<pb::ServerMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::ClientMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let Some(token) = bearer(request.metadata()) else {
+            return Err(Status::unauthenticated("missing client bearer token"));
+        };
+        let hash = hash_token(&token);
+        let client = self
+            .state
+            .store
+            .call(move |c| clients::by_token_hash(c, &hash))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::unauthenticated("invalid or revoked client credential"))?;
+        let remote = request.remote_addr();
+        let mut inbound = request.into_inner();
+
+        let cid = client.id.clone();
+        let desired = self
+            .state
+            .store
+            .call(move |c| rules::list(c, Some(&cid), None))
+            .await
+            .map_err(internal)?;
+
+        let reg = self.state.registry.register(&client.id, remote, store::now());
+        self.state
+            .metrics
+            .clients_connected
+            .set(self.state.registry.connected_count() as i64);
+        let welcome = pb::ServerMessage {
+            kind: Some(server_message::Kind::Welcome(pb::Welcome {
+                server_version: env!("CARGO_PKG_VERSION").to_string(),
+                client_id: client.id.clone(),
+                client_name: client.name.clone(),
+                udp_flow_idle_secs: self.state.config.udp_flow_idle_secs,
+                udp_max_flows_per_rule: self.state.config.udp_max_flows_per_rule,
+            })),
+        };
+        let set = pb::ServerMessage {
+            kind: Some(server_message::Kind::RuleSet(pb::RuleSet {
+                rules: desired
+                    .iter()
+                    .map(|r| portunus_proto::rule_to_pb(&r.id, &r.owner, &r.spec))
+                    .collect(),
+            })),
+        };
+        // The channel is fresh and larger than two, so these cannot block.
+        let _ = reg.tx.send(Ok(welcome)).await;
+        let _ = reg.tx.send(Ok(set)).await;
+        tracing::info!(client = %client.name, remote = ?remote, rules = desired.len(), "client connected");
+
+        let this = self.clone();
+        let generation = reg.generation;
+        let mut stop = reg.stop;
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = &mut stop => break,
+                    msg = inbound.message() => msg,
+                };
+                match msg {
+                    Ok(Some(m)) => match m.kind {
+                        Some(client_message::Kind::Hello(h)) => {
+                            tracing::debug!(client = %client.name, version = %h.client_version, "client hello")
+                        }
+                        Some(client_message::Kind::Outcome(o)) => this.handle_outcome(o).await,
+                        Some(client_message::Kind::Stats(s)) => {
+                            this.handle_stats(&client.id, &client.name, s).await
+                        }
+                        None => {}
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(client = %client.name, error = %e, "control stream error");
+                        break;
+                    }
+                }
+            }
+            this.state.registry.unregister(&client.id, generation);
+            this.state
+                .metrics
+                .clients_connected
+                .set(this.state.registry.connected_count() as i64);
+            tracing::info!(client = %client.name, "client disconnected");
+        });
+        Ok(Response::new(ReceiverStream::new(reg.outbound)))
+    }
+}

@@ -1,0 +1,46 @@
+#![forbid(unsafe_code)]
+//! `portunus-server`: the control plane binary.
+
+mod advertised;
+mod api;
+mod authz;
+mod bootstrap;
+mod cli;
+mod config;
+mod control;
+mod datadir;
+mod enrollment;
+mod logging;
+mod metrics;
+mod secrets;
+mod serve;
+mod state;
+mod stats;
+mod store;
+mod timefmt;
+mod tls;
+
+use clap::Parser;
+use portunus_domain::DomainError;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        logging::init(config::LogFormat::Compact, "warn");
+    }
+    match cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The one place a failure becomes an exit code: domain errors by
+            // the code table, everything else (config, I/O) is 1.
+            let (code, text) = match e.downcast_ref::<DomainError>() {
+                Some(d) => (d.code.exit_code(), format!("{} ({})", d.message, d.code)),
+                None => (1, format!("{e:#}")),
+            };
+            eprintln!("error: {text}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

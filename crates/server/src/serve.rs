@@ -1,0 +1,146 @@
+//! `serve`: wires the store, TLS identity, control stream, operator API and
+//! metrics together, and shuts them down in order on SIGTERM/SIGINT.
+
+use crate::advertised::EndpointResolver;
+use crate::config::{FileConfig, LogFormat};
+use crate::control::ControlService;
+use crate::datadir::{self, DirLock};
+use crate::state::{ServerState, Shared};
+use crate::store::{users, Store};
+use crate::{api, bootstrap, logging, tls};
+use anyhow::{Context, Result};
+use portunus_proto::pb::control_server::ControlServer;
+use std::net::SocketAddr;
+use std::future::IntoFuture;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct ServeArgs {
+    /// The host:port clients dial (tier-2 seed of the advertised endpoint).
+    #[arg(long, env = "PORTUNUS_ADVERTISED_ENDPOINT")]
+    pub advertised_endpoint: Option<String>,
+    /// Overrides `control_listen` of server.toml.
+    #[arg(long)]
+    pub control_listen: Option<SocketAddr>,
+    /// Overrides `operator_http_listen` of server.toml.
+    #[arg(long)]
+    pub operator_http_listen: Option<SocketAddr>,
+    /// Overrides `metrics_listen` of server.toml.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Overrides `log_format` of server.toml.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Opens the store of a data dir, turning schema and format problems into
+/// their exit codes.
+pub fn open_store(data_dir: &Path) -> Result<Store> {
+    Store::open(&datadir::db_path(data_dir)).map_err(|e| anyhow::Error::new(portunus_domain::DomainError::from(e)))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the {what} listener on {addr}"))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGTERM handler");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
+    datadir::ensure_dir(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let _lock = DirLock::acquire(data_dir)?;
+    let mut file = FileConfig::load(data_dir)?;
+    file.control_listen = args.control_listen.or(file.control_listen);
+    file.operator_http_listen = args.operator_http_listen.or(file.operator_http_listen);
+    file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
+    file.log_format = args.log_format.or(file.log_format);
+    file.advertised_endpoint = args.advertised_endpoint.or(file.advertised_endpoint);
+    let config = file.resolve(data_dir)?;
+    logging::init(config.log_format, "info");
+
+    if tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)? {
+        tracing::info!(cert = %config.tls_cert_path.display(), "generated a self-signed server certificate");
+    }
+    let material = tls::load(&config.tls_cert_path, &config.tls_key_path)?;
+    let store = open_store(data_dir)?;
+    if let Some(token) = config.operator_token.clone() {
+        if store.blocking(|c| bootstrap::legacy_operator_token(c, &token))? {
+            tracing::info!("operator_token minted the reserved _legacy superadmin");
+        }
+    }
+    let bootstrapped = store.blocking(|c| users::has_active_superadmin(c))?;
+
+    let control = bind(config.control_listen, "control").await?;
+    let http = bind(config.operator_http_listen, "operator HTTP").await?;
+    let metrics = bind(config.metrics_listen, "metrics").await?;
+    let control_addr = control.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let metrics_addr = metrics.local_addr()?;
+
+    let resolver = EndpointResolver::new(config.advertised_endpoint.clone(), control_addr.port());
+    let drain = Duration::from_secs(config.shutdown_drain_timeout_secs);
+    let state: Shared = Arc::new(ServerState::new(store, config, material.pin(), resolver, bootstrapped));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let grpc = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&material.cert_pem, &material.key_pem)))
+        .context("invalid TLS identity")?
+        .http2_keepalive_interval(Some(Duration::from_secs(15)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(ControlServer::new(ControlService::new(state.clone())))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(control), stopped());
+    let grpc = tokio::spawn(grpc);
+    let http_srv = tokio::spawn(
+        axum::serve(http, api::router(state.clone()).into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+    );
+    let metrics_srv = tokio::spawn(
+        axum::serve(metrics, api::metrics_router(state.clone())).with_graceful_shutdown(stopped()).into_future(),
+    );
+    tracing::info!(
+        control = %control_addr,
+        operator_http = %http_addr,
+        metrics = %metrics_addr,
+        pin = %state.tls_pin,
+        "listening"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    state.registry.kick_all(tonic::Status::unavailable("server shutting down"));
+    let _ = stop_tx.send(true);
+    let all = async {
+        let _ = grpc.await;
+        let _ = http_srv.await;
+        let _ = metrics_srv.await;
+    };
+    if tokio::time::timeout(drain, all).await.is_err() {
+        tracing::warn!("drain timeout reached; exiting with requests in flight");
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! State shared by the operator API and the control-stream service.
+
+use crate::advertised::EndpointResolver;
+use crate::config::Config;
+use crate::control::registry::Registry;
+use crate::metrics::Metrics;
+use crate::stats::StatsBoard;
+use crate::store::Store;
+use portunus_domain::rule::Limits;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub struct ServerState {
+    pub store: Store,
+    pub registry: Registry,
+    pub stats: StatsBoard,
+    pub metrics: Metrics,
+    pub config: Config,
+    /// SHA-256 of the served leaf certificate, as clients pin it.
+    pub tls_pin: String,
+    pub endpoints: EndpointResolver,
+    /// Latches once a superadmin exists; the last one cannot be removed.
+    bootstrapped: AtomicBool,
+}
+
+pub type Shared = Arc<ServerState>;
+
+impl ServerState {
+    pub fn new(
+        store: Store,
+        config: Config,
+        tls_pin: String,
+        endpoints: EndpointResolver,
+        bootstrapped: bool,
+    ) -> ServerState {
+        ServerState {
+            store,
+            registry: Registry::default(),
+            stats: StatsBoard::default(),
+            metrics: Metrics::new(),
+            config,
+            tls_pin,
+            endpoints,
+            bootstrapped: AtomicBool::new(bootstrapped),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            range_rule_max_ports: self.config.range_rule_max_ports,
+        }
+    }
+
+    pub fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped.load(Ordering::Acquire)
+    }
+
+    pub fn mark_bootstrapped(&self) {
+        self.bootstrapped.store(true, Ordering::Release);
+    }
+}

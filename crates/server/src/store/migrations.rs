@@ -1,0 +1,91 @@
+//! Versioned schema migrations. The version lives in `PRAGMA user_version`,
+//! so any SQLite tool can read it. Append new steps; never edit old ones.
+
+use super::{StoreError, StoreResult};
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+const V1: &str = r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('superadmin', 'user')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    password_hash TEXT,
+    password_temporary INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE TABLE clients (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    address TEXT,
+    token_hash TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    enrolled_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL UNIQUE,
+    endpoint TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    redeemed_at INTEGER,
+    superseded_at INTEGER
+);
+CREATE INDEX enrollments_client ON enrollments(client_id);
+CREATE TABLE rules (
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL REFERENCES users(id),
+    protocol TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
+    listen_port INTEGER NOT NULL,
+    listen_port_end INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'failed')),
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX rules_client ON rules(client_id);
+CREATE INDEX rules_owner ON rules(owner);
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+/// The schema version this binary writes.
+pub const LATEST_VERSION: i64 = 1;
+
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    migrations()
+        .to_latest(conn)
+        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid_and_latest_matches() {
+        let m = super::migrations();
+        assert!(m.validate().is_ok());
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::migrate(&mut conn).unwrap();
+        assert_eq!(super::super::schema_version(&conn).unwrap(), super::LATEST_VERSION);
+    }
+}

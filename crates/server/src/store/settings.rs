@@ -1,0 +1,26 @@
+//! Operator settings that outlive a restart (key/value).
+
+use super::StoreResult;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub const ADVERTISED_ENDPOINT: &str = "advertised_endpoint";
+
+pub fn get(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Sets a value, or clears it with `None`.
+#[allow(dead_code)]
+pub fn set(conn: &Connection, key: &str, value: Option<&str>) -> StoreResult<()> {
+    match value {
+        Some(v) => conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, v],
+        )?,
+        None => conn.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+    };
+    Ok(())
+}
