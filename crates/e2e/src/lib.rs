@@ -1,1 +1,386 @@
-//! Harness for process-level tests.
+//! Harness for process-level tests: runs the real `portunus-server` and
+//! `portunus-client` binaries on ephemeral loopback ports, in temp dirs,
+//! and kills them on drop. Everything waits by polling with a deadline.
+
+pub mod net;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Path of a workspace binary next to the running test's directory.
+/// Cargo builds the binaries because their packages have integration tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Polls `f` until it yields `Some`, panicking with `what` at the deadline.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Lines a child wrote to stderr, collected by a reader thread.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn follow(&self, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// The first JSON log line whose message is `msg`.
+    pub fn find_json(&self, msg: &str) -> Option<Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == msg)
+    }
+}
+
+fn clean_env(cmd: &mut Command, home: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORTUNUS_") || k.starts_with("XDG_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", home);
+    cmd.env("RUST_LOG", "info");
+}
+
+/// Sends a signal through kill(1), which keeps this crate free of unsafe.
+fn signal(child: &Child, sig: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// A running `portunus-server serve`.
+pub struct Server {
+    pub dir: PathBuf,
+    child: Option<Child>,
+    pub log: Log,
+    pub control: SocketAddr,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+    pub pin: String,
+    pub token: Option<String>,
+}
+
+pub struct ServerOptions {
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Writes a server.toml with ephemeral loopback listeners (unless one
+    /// exists) and starts the server.
+    pub fn start(dir: &Path) -> Server {
+        Self::start_with(
+            dir,
+            ServerOptions {
+                extra_args: vec![],
+                env: vec![],
+            },
+        )
+    }
+
+    pub fn start_with(dir: &Path, opts: ServerOptions) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let toml = dir.join("server.toml");
+        if !toml.exists() {
+            std::fs::write(
+                &toml,
+                "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n",
+            )
+            .unwrap();
+        }
+        let mut child = Self::spawn(dir, &opts);
+        let log = Log::default();
+        log.follow(child.stderr.take().unwrap());
+        let listening = wait_for("server to listen", DEADLINE, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("server exited with {status}:\n{}", log.text());
+            }
+            log.find_json("listening")
+        });
+        let addr = |k: &str| listening[k].as_str().unwrap().parse().unwrap();
+        Server {
+            dir: dir.to_path_buf(),
+            control: addr("control"),
+            http: addr("operator_http"),
+            metrics: addr("metrics"),
+            pin: listening["pin"].as_str().unwrap().to_string(),
+            child: Some(child),
+            log,
+            token: None,
+        }
+    }
+
+    fn spawn(dir: &Path, opts: &ServerOptions) -> Child {
+        let mut cmd = Command::new(bin("portunus-server"));
+        clean_env(&mut cmd, dir);
+        cmd.arg("--data-dir")
+            .arg(dir)
+            .arg("serve")
+            .args(&opts.extra_args);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn portunus-server")
+    }
+
+    /// A fresh data dir bootstrapped with a superadmin, then served.
+    pub fn bootstrapped(dir: &Path) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = run_server_cli(
+            dir,
+            None,
+            None,
+            &["bootstrap-superadmin", "--name", "Admin"],
+        );
+        assert!(
+            out.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let mut s = Server::start(dir);
+        s.token = Some(token);
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Runs an operator command against this server with its token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run_server_cli(&self.dir, Some(&self.url()), self.token.as_deref(), args)
+    }
+
+    /// Like `cli`, asserting success and returning trimmed stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "portunus-server {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Enrolls `name` through the API and redeems it with the real client.
+    pub fn enroll(&self, name: &str, bundle: &Path) {
+        let command = self.cli_ok(&["enroll-client", name]);
+        let uri = command
+            .split('\'')
+            .nth(1)
+            .unwrap_or_else(|| panic!("no URI in {command:?}"))
+            .to_string();
+        let out = client_cmd(bundle.parent().unwrap())
+            .args(["enroll", &uri, "--out"])
+            .arg(bundle)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        signal(&c, 15);
+        wait_for("server to exit", DEADLINE, || c.try_wait().unwrap())
+    }
+
+    /// Pins this run's bound ports into server.toml so a restart listens
+    /// where clients already dial.
+    pub fn pin_ports(&self) {
+        std::fs::write(
+            self.dir.join("server.toml"),
+            format!(
+                "control_listen = \"{}\"\noperator_http_listen = \"{}\"\nmetrics_listen = \"{}\"\nshutdown_drain_timeout_secs = 5\n",
+                self.control, self.http, self.metrics
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn api_get(&self, path: &str) -> Value {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(self.token.as_deref().unwrap_or(""))
+            .send()
+            .unwrap();
+        resp.json().unwrap()
+    }
+
+    pub fn metrics_text(&self) -> String {
+        reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `portunus-server` with a clean environment, HOME in the data dir.
+pub fn run_server_cli(dir: &Path, url: Option<&str>, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin("portunus-server"));
+    clean_env(&mut cmd, dir);
+    cmd.arg("--data-dir").arg(dir);
+    if let Some(u) = url {
+        cmd.arg("--server-url").arg(u);
+    }
+    if let Some(t) = token {
+        cmd.env("PORTUNUS_OPERATOR_TOKEN", t);
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portunus-server")
+}
+
+/// `portunus-client` with a clean environment and HOME at `home`.
+pub fn client_cmd(home: &Path) -> Command {
+    let mut cmd = Command::new(bin("portunus-client"));
+    clean_env(&mut cmd, home);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// A running `portunus-client` daemon.
+pub struct Client {
+    child: Option<Child>,
+    pub log: Log,
+    bundle: PathBuf,
+}
+
+impl Client {
+    pub fn start(bundle: &Path) -> Client {
+        let mut cmd = client_cmd(bundle.parent().unwrap());
+        cmd.arg("--bundle")
+            .arg(bundle)
+            .args([
+                "--stats-report-interval-secs",
+                "1",
+                "--reconnect-initial-delay-ms",
+                "50",
+            ])
+            .args([
+                "--reconnect-max-delay-secs",
+                "1",
+                "--shutdown-drain-timeout-secs",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn portunus-client");
+        let log = Log::default();
+        log.follow(child.stderr.take().unwrap());
+        Client {
+            child: Some(child),
+            log,
+            bundle: bundle.to_path_buf(),
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        *self = Client::start(&self.bundle.clone());
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("client running");
+        signal(&c, 15);
+        wait_for("client to exit", DEADLINE, || c.try_wait().unwrap())
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits until `list-clients` shows `name` connected (or not).
+pub fn wait_connected(server: &Server, name: &str, connected: bool) {
+    wait_for(&format!("{name} connected={connected}"), DEADLINE, || {
+        let clients = server.api_get("/v1/clients");
+        let c = clients
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)?
+            .clone();
+        (c["connected"] == Value::Bool(connected)).then_some(())
+    })
+}

@@ -35,11 +35,17 @@ impl EndpointResolver {
     pub fn resolve(&self, override_value: Option<&str>) -> Result<Resolved, DomainError> {
         if let Some(v) = override_value.filter(|v| !v.is_empty()) {
             let e = Endpoint::parse(v)?;
-            return Ok(Resolved { endpoint: e.to_string(), source: Source::Override });
+            return Ok(Resolved {
+                endpoint: e.to_string(),
+                source: Source::Override,
+            });
         }
         if let Some(v) = self.seed.as_deref().filter(|v| !v.is_empty()) {
             let e = Endpoint::parse(v)?;
-            return Ok(Resolved { endpoint: e.to_string(), source: Source::Seed });
+            return Ok(Resolved {
+                endpoint: e.to_string(),
+                source: Source::Seed,
+            });
         }
         Ok(Resolved {
             endpoint: format!("127.0.0.1:{}", self.control_port),

@@ -9,7 +9,10 @@ use portunus_domain::{DomainError, ErrorCode};
 pub fn require_superadmin(actor: &Actor) -> Result<(), DomainError> {
     match actor.role {
         Role::Superadmin => Ok(()),
-        Role::User => Err(DomainError::new(ErrorCode::Forbidden, "this operation needs a superadmin")),
+        Role::User => Err(DomainError::new(
+            ErrorCode::Forbidden,
+            "this operation needs a superadmin",
+        )),
     }
 }
 
@@ -20,7 +23,10 @@ pub fn may_push(actor: &Actor, client_name: &str, _spec: &RuleSpec) -> Result<()
         Role::Superadmin => Ok(()),
         Role::User => Err(DomainError::new(
             ErrorCode::ClientNotGranted,
-            format!("no grant lets {} push rules to client {client_name:?}", actor.user_id),
+            format!(
+                "no grant lets {} push rules to client {client_name:?}",
+                actor.user_id
+            ),
         )),
     }
 }
@@ -30,7 +36,10 @@ pub fn may_touch_rule(actor: &Actor, rule: &RuleRow) -> Result<(), DomainError> 
     if actor.role == Role::Superadmin || rule.owner == actor.user_id {
         Ok(())
     } else {
-        Err(DomainError::new(ErrorCode::NotOwner, format!("rule {} belongs to another user", rule.id)))
+        Err(DomainError::new(
+            ErrorCode::NotOwner,
+            format!("rule {} belongs to another user", rule.id),
+        ))
     }
 }
 
@@ -47,14 +56,23 @@ mod tests {
     use super::*;
 
     fn actor(role: Role) -> Actor {
-        Actor { user_id: "alice".into(), role }
+        Actor {
+            user_id: "alice".into(),
+            role,
+        }
     }
 
     #[test]
     fn listing_filter() {
         assert_eq!(visible_owner(&actor(Role::Superadmin), None), None);
-        assert_eq!(visible_owner(&actor(Role::Superadmin), Some("bob")), Some("bob"));
-        assert_eq!(visible_owner(&actor(Role::User), Some("bob")), Some("alice"));
+        assert_eq!(
+            visible_owner(&actor(Role::Superadmin), Some("bob")),
+            Some("bob")
+        );
+        assert_eq!(
+            visible_owner(&actor(Role::User), Some("bob")),
+            Some("alice")
+        );
         assert!(require_superadmin(&actor(Role::User)).is_err());
         assert!(require_superadmin(&actor(Role::Superadmin)).is_ok());
     }

@@ -20,7 +20,12 @@ pub fn bootstrap_superadmin(conn: &mut Connection, display_name: &str) -> StoreR
             )
             .into());
         }
-        users::create(tx, RESERVED_SUPERADMIN, display_name, users::Role::Superadmin)?;
+        users::create(
+            tx,
+            RESERVED_SUPERADMIN,
+            display_name,
+            users::Role::Superadmin,
+        )?;
         users::issue_token(tx, RESERVED_SUPERADMIN, "bootstrap", &hash)?;
         Ok(())
     })?;
@@ -36,7 +41,12 @@ pub fn legacy_operator_token(conn: &mut Connection, token: &str) -> StoreResult<
             return Ok(false);
         }
         if !users::exists(tx, RESERVED_LEGACY)? {
-            users::create(tx, RESERVED_LEGACY, "Legacy operator token", users::Role::Superadmin)?;
+            users::create(
+                tx,
+                RESERVED_LEGACY,
+                "Legacy operator token",
+                users::Role::Superadmin,
+            )?;
         }
         users::issue_token(tx, RESERVED_LEGACY, "operator_token", &hash)?;
         Ok(true)

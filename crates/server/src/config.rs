@@ -97,8 +97,12 @@ impl FileConfig {
                 .metrics_listen
                 .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
             operator_http_public_origin: self.operator_http_public_origin,
-            tls_cert_path: self.tls_cert_path.unwrap_or_else(|| data_dir.join("server.crt")),
-            tls_key_path: self.tls_key_path.unwrap_or_else(|| data_dir.join("server.key")),
+            tls_cert_path: self
+                .tls_cert_path
+                .unwrap_or_else(|| data_dir.join("server.crt")),
+            tls_key_path: self
+                .tls_key_path
+                .unwrap_or_else(|| data_dir.join("server.key")),
             operator_token: self.operator_token,
             shutdown_drain_timeout_secs: self.shutdown_drain_timeout_secs.unwrap_or(30),
             log_format: self.log_format.unwrap_or_default(),
@@ -116,7 +120,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = FileConfig::parse("control_listen = \"127.0.0.1:1\"\nbogus_key = 1\n").unwrap_err();
+        let err =
+            FileConfig::parse("control_listen = \"127.0.0.1:1\"\nbogus_key = 1\n").unwrap_err();
         assert!(err.to_string().contains("bogus_key"), "{err}");
     }
 
@@ -128,9 +133,13 @@ mod tests {
         assert_eq!(c.operator_http_listen.to_string(), "127.0.0.1:7080");
         assert_eq!(c.tls_key_path, dir.join("server.key"));
         assert_eq!(c.udp_flow_idle_secs, 60);
-        let bad = FileConfig::parse("udp_flow_idle_secs = 10").unwrap().resolve(dir);
+        let bad = FileConfig::parse("udp_flow_idle_secs = 10")
+            .unwrap()
+            .resolve(dir);
         assert!(bad.is_err());
-        let bad = FileConfig::parse("udp_max_flows_per_rule = 0").unwrap().resolve(dir);
+        let bad = FileConfig::parse("udp_max_flows_per_rule = 0")
+            .unwrap()
+            .resolve(dir);
         assert!(bad.is_err());
     }
 }

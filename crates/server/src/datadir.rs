@@ -45,7 +45,10 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| {
-                DomainError::new(ErrorCode::Internal, format!("cannot open {}: {e}", path.display()))
+                DomainError::new(
+                    ErrorCode::Internal,
+                    format!("cannot open {}: {e}", path.display()),
+                )
             })?;
         let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         match file.try_lock() {

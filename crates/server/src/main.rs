@@ -35,9 +35,12 @@ async fn main() -> ExitCode {
         Err(e) => {
             // The one place a failure becomes an exit code: domain errors by
             // the code table, everything else (config, I/O) is 1.
-            let (code, text) = match e.downcast_ref::<DomainError>() {
-                Some(d) => (d.code.exit_code(), format!("{} ({})", d.message, d.code)),
-                None => (1, format!("{e:#}")),
+            let (code, text) = if let Some(d) = e.downcast_ref::<DomainError>() {
+                (d.code.exit_code(), format!("{} ({})", d.message, d.code))
+            } else if let Some(s) = e.downcast_ref::<store::StoreError>() {
+                (s.code().exit_code(), format!("{s} ({})", s.code()))
+            } else {
+                (1, format!("{e:#}"))
             };
             eprintln!("error: {text}");
             ExitCode::from(code as u8)

@@ -60,28 +60,97 @@ impl Metrics {
             rule_flows_dropped_overflow: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("portunus_clients_connected", "Edge clients with a live control stream", m.clients_connected.clone());
-        registry.register("portunus_rule_bytes_in", "Bytes from downstream peers towards targets", m.rule_bytes_in.clone());
-        registry.register("portunus_rule_bytes_out", "Bytes from targets back to downstream peers", m.rule_bytes_out.clone());
-        registry.register("portunus_rule_active_connections", "Open TCP connections", m.rule_active_connections.clone());
-        registry.register("portunus_rule_dns_failures", "Failed DNS resolutions of targets", m.rule_dns_failures.clone());
-        registry.register("portunus_rule_target_failovers", "Connections that moved past a failed target", m.rule_target_failovers.clone());
-        registry.register("portunus_rule_udp_datagrams_in", "UDP datagrams received from peers", m.rule_udp_datagrams_in.clone());
-        registry.register("portunus_rule_udp_datagrams_out", "UDP datagrams sent back to peers", m.rule_udp_datagrams_out.clone());
-        registry.register("portunus_rule_active_flows", "Live UDP flows", m.rule_active_flows.clone());
-        registry.register("portunus_rule_flows_dropped_overflow", "UDP datagrams dropped at the flow cap", m.rule_flows_dropped_overflow.clone());
+        registry.register(
+            "portunus_clients_connected",
+            "Edge clients with a live control stream",
+            m.clients_connected.clone(),
+        );
+        registry.register(
+            "portunus_rule_bytes_in",
+            "Bytes from downstream peers towards targets",
+            m.rule_bytes_in.clone(),
+        );
+        registry.register(
+            "portunus_rule_bytes_out",
+            "Bytes from targets back to downstream peers",
+            m.rule_bytes_out.clone(),
+        );
+        registry.register(
+            "portunus_rule_active_connections",
+            "Open TCP connections",
+            m.rule_active_connections.clone(),
+        );
+        registry.register(
+            "portunus_rule_dns_failures",
+            "Failed DNS resolutions of targets",
+            m.rule_dns_failures.clone(),
+        );
+        registry.register(
+            "portunus_rule_target_failovers",
+            "Connections that moved past a failed target",
+            m.rule_target_failovers.clone(),
+        );
+        registry.register(
+            "portunus_rule_udp_datagrams_in",
+            "UDP datagrams received from peers",
+            m.rule_udp_datagrams_in.clone(),
+        );
+        registry.register(
+            "portunus_rule_udp_datagrams_out",
+            "UDP datagrams sent back to peers",
+            m.rule_udp_datagrams_out.clone(),
+        );
+        registry.register(
+            "portunus_rule_active_flows",
+            "Live UDP flows",
+            m.rule_active_flows.clone(),
+        );
+        registry.register(
+            "portunus_rule_flows_dropped_overflow",
+            "UDP datagrams dropped at the flow cap",
+            m.rule_flows_dropped_overflow.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     /// Folds a cumulative report into the series.
-    pub fn apply_rule_report(&self, labels: &RuleLabels, previous: Option<&pb::RuleStats>, current: &pb::RuleStats) {
+    pub fn apply_rule_report(
+        &self,
+        labels: &RuleLabels,
+        previous: Option<&pb::RuleStats>,
+        current: &pb::RuleStats,
+    ) {
         let counters = [
-            (&self.rule_bytes_in, previous.map(|p| p.bytes_in), current.bytes_in),
-            (&self.rule_bytes_out, previous.map(|p| p.bytes_out), current.bytes_out),
-            (&self.rule_dns_failures, previous.map(|p| p.dns_failures), current.dns_failures),
-            (&self.rule_target_failovers, previous.map(|p| p.target_failovers), current.target_failovers),
-            (&self.rule_udp_datagrams_in, previous.map(|p| p.udp_datagrams_in), current.udp_datagrams_in),
-            (&self.rule_udp_datagrams_out, previous.map(|p| p.udp_datagrams_out), current.udp_datagrams_out),
+            (
+                &self.rule_bytes_in,
+                previous.map(|p| p.bytes_in),
+                current.bytes_in,
+            ),
+            (
+                &self.rule_bytes_out,
+                previous.map(|p| p.bytes_out),
+                current.bytes_out,
+            ),
+            (
+                &self.rule_dns_failures,
+                previous.map(|p| p.dns_failures),
+                current.dns_failures,
+            ),
+            (
+                &self.rule_target_failovers,
+                previous.map(|p| p.target_failovers),
+                current.target_failovers,
+            ),
+            (
+                &self.rule_udp_datagrams_in,
+                previous.map(|p| p.udp_datagrams_in),
+                current.udp_datagrams_in,
+            ),
+            (
+                &self.rule_udp_datagrams_out,
+                previous.map(|p| p.udp_datagrams_out),
+                current.udp_datagrams_out,
+            ),
             (
                 &self.rule_flows_dropped_overflow,
                 previous.map(|p| p.flows_dropped_overflow),
@@ -89,12 +158,16 @@ impl Metrics {
             ),
         ];
         for (family, prev, cur) in counters {
-            family.get_or_create(labels).inc_by(counter_delta(prev, cur));
+            family
+                .get_or_create(labels)
+                .inc_by(counter_delta(prev, cur));
         }
         self.rule_active_connections
             .get_or_create(labels)
             .set(current.active_connections as i64);
-        self.rule_active_flows.get_or_create(labels).set(current.active_flows as i64);
+        self.rule_active_flows
+            .get_or_create(labels)
+            .set(current.active_flows as i64);
     }
 
     /// Drops every series of a removed rule.
@@ -133,14 +206,38 @@ mod tests {
     #[test]
     fn report_series_and_removal() {
         let m = Metrics::new();
-        let l = RuleLabels { client: "edge".into(), rule: "r1".into(), owner: "_superadmin".into() };
-        let r1 = pb::RuleStats { bytes_in: 100, bytes_out: 7, active_connections: 2, ..Default::default() };
+        let l = RuleLabels {
+            client: "edge".into(),
+            rule: "r1".into(),
+            owner: "_superadmin".into(),
+        };
+        let r1 = pb::RuleStats {
+            bytes_in: 100,
+            bytes_out: 7,
+            active_connections: 2,
+            ..Default::default()
+        };
         m.apply_rule_report(&l, None, &r1);
-        let r2 = pb::RuleStats { bytes_in: 150, bytes_out: 7, active_connections: 0, ..Default::default() };
+        let r2 = pb::RuleStats {
+            bytes_in: 150,
+            bytes_out: 7,
+            active_connections: 0,
+            ..Default::default()
+        };
         m.apply_rule_report(&l, Some(&r1), &r2);
         let text = m.encode();
-        assert!(text.contains(r#"portunus_rule_bytes_in_total{client="edge",rule="r1",owner="_superadmin"} 150"#), "{text}");
-        assert!(text.contains(r#"portunus_rule_active_connections{client="edge",rule="r1",owner="_superadmin"} 0"#), "{text}");
+        assert!(
+            text.contains(
+                r#"portunus_rule_bytes_in_total{client="edge",rule="r1",owner="_superadmin"} 150"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"portunus_rule_active_connections{client="edge",rule="r1",owner="_superadmin"} 0"#
+            ),
+            "{text}"
+        );
         m.remove_rule(&l);
         assert!(!m.encode().contains("r1"));
     }

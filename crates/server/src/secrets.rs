@@ -25,7 +25,9 @@ mod tests {
     fn token_shape() {
         let a = new_token();
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(a, new_token());
         assert_eq!(hash_token("x").len(), 64);
         assert_ne!(hash_token(&a), a);

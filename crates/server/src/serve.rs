@@ -10,8 +10,8 @@ use crate::store::{users, Store};
 use crate::{api, bootstrap, logging, tls};
 use anyhow::{Context, Result};
 use portunus_proto::pb::control_server::ControlServer;
-use std::net::SocketAddr;
 use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,8 @@ pub struct ServeArgs {
 /// Opens the store of a data dir, turning schema and format problems into
 /// their exit codes.
 pub fn open_store(data_dir: &Path) -> Result<Store> {
-    Store::open(&datadir::db_path(data_dir)).map_err(|e| anyhow::Error::new(portunus_domain::DomainError::from(e)))
+    Store::open(&datadir::db_path(data_dir))
+        .map_err(|e| anyhow::Error::new(portunus_domain::DomainError::from(e)))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
@@ -66,7 +67,8 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
-    datadir::ensure_dir(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    datadir::ensure_dir(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let _lock = DirLock::acquire(data_dir)?;
     let mut file = FileConfig::load(data_dir)?;
     file.control_listen = args.control_listen.or(file.control_listen);
@@ -98,7 +100,13 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
 
     let resolver = EndpointResolver::new(config.advertised_endpoint.clone(), control_addr.port());
     let drain = Duration::from_secs(config.shutdown_drain_timeout_secs);
-    let state: Shared = Arc::new(ServerState::new(store, config, material.pin(), resolver, bootstrapped));
+    let state: Shared = Arc::new(ServerState::new(
+        store,
+        config,
+        material.pin(),
+        resolver,
+        bootstrapped,
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -109,18 +117,28 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     };
 
     let grpc = Server::builder()
-        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&material.cert_pem, &material.key_pem)))
+        .tls_config(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(&material.cert_pem, &material.key_pem)),
+        )
         .context("invalid TLS identity")?
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(ControlServer::new(ControlService::new(state.clone())))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(control), stopped());
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(control),
+            stopped(),
+        );
     let grpc = tokio::spawn(grpc);
     let http_srv = tokio::spawn(
-        axum::serve(http, api::router(state.clone()).into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+        axum::serve(http, api::router(state.clone()).into_make_service())
+            .with_graceful_shutdown(stopped())
+            .into_future(),
     );
     let metrics_srv = tokio::spawn(
-        axum::serve(metrics, api::metrics_router(state.clone())).with_graceful_shutdown(stopped()).into_future(),
+        axum::serve(metrics, api::metrics_router(state.clone()))
+            .with_graceful_shutdown(stopped())
+            .into_future(),
     );
     tracing::info!(
         control = %control_addr,
@@ -132,7 +150,9 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    state.registry.kick_all(tonic::Status::unavailable("server shutting down"));
+    state
+        .registry
+        .kick_all(tonic::Status::unavailable("server shutting down"));
     let _ = stop_tx.send(true);
     let all = async {
         let _ = grpc.await;

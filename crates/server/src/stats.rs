@@ -37,7 +37,11 @@ impl StatsBoard {
     }
 
     pub fn forget(&self, metrics: &Metrics, rule_id: &str) {
-        let removed = self.rules.lock().unwrap_or_else(|p| p.into_inner()).remove(rule_id);
+        let removed = self
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(rule_id);
         if let Some(r) = removed {
             metrics.remove_rule(&r.labels);
         }

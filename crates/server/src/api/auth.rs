@@ -36,12 +36,20 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
         return ApiError::new(ErrorCode::Unauthenticated, "missing bearer token").into_response();
     };
     let hash = hash_token(token);
-    match state.store.call(move |c| users::actor_for_token(c, &hash)).await {
+    match state
+        .store
+        .call(move |c| users::actor_for_token(c, &hash))
+        .await
+    {
         Ok(Some(actor)) => {
             req.extensions_mut().insert(actor);
             next.run(req).await
         }
-        Ok(None) => ApiError::new(ErrorCode::Unauthenticated, "invalid or revoked bearer token").into_response(),
+        Ok(None) => ApiError::new(
+            ErrorCode::Unauthenticated,
+            "invalid or revoked bearer token",
+        )
+        .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

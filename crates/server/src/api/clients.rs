@@ -1,18 +1,18 @@
 //! Client routes: enrollments, listing, address, name, revocation.
 
 use super::error::{ApiError, ApiResult};
-use portunus_domain::ErrorCode;
 use super::extract::ApiJson;
 use super::views::ClientView;
 use crate::authz::require_superadmin;
 use crate::enrollment;
 use crate::state::Shared;
-use crate::store::{clients, settings, write_tx};
 use crate::store::users::Actor;
+use crate::store::{clients, settings, write_tx};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::names::{validate_bare_host, validate_client_name};
+use portunus_domain::ErrorCode;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -42,7 +42,14 @@ async fn create_enrollment(
         .call(move |conn| {
             let over = settings::get(conn, settings::ADVERTISED_ENDPOINT)?;
             let endpoint = resolver.resolve(over.as_deref())?;
-            enrollment::create(conn, &name, address.as_deref(), ttl, &endpoint.endpoint, &pin)
+            enrollment::create(
+                conn,
+                &name,
+                address.as_deref(),
+                ttl,
+                &endpoint.endpoint,
+                &pin,
+            )
         })
         .await?;
     Ok(created)
@@ -83,7 +90,10 @@ fn view(state: &Shared, c: clients::ClientRow) -> ClientView {
     ClientView::new(c, session)
 }
 
-pub async fn list(State(state): State<Shared>, Extension(actor): Extension<Actor>) -> ApiResult<Json<Vec<ClientView>>> {
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult<Json<Vec<ClientView>>> {
     require_superadmin(&actor)?;
     let rows = state.store.call(|c| clients::list(c)).await?;
     Ok(Json(rows.into_iter().map(|c| view(&state, c)).collect()))
@@ -113,9 +123,10 @@ pub async fn revoke(
             clients::get(c, &client.id)
         })
         .await?;
-    state
-        .registry
-        .kick(&row.id, tonic::Status::unauthenticated("client credential revoked"));
+    state.registry.kick(
+        &row.id,
+        tonic::Status::unauthenticated("client credential revoked"),
+    );
     tracing::info!(client = %row.name, "client revoked");
     Ok(Json(view(&state, row)))
 }

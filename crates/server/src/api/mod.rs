@@ -22,8 +22,16 @@ pub fn router(state: Shared) -> Router {
     let protected = Router::new()
         .route("/v1/client-enrollments", post(clients::enroll))
         .route("/v1/clients", get(clients::list))
-        .route("/v1/clients/{id}", get(clients::get).put(clients::set_address).delete(clients::delete))
-        .route("/v1/clients/{id}/name", axum::routing::patch(clients::rename))
+        .route(
+            "/v1/clients/{id}",
+            get(clients::get)
+                .put(clients::set_address)
+                .delete(clients::delete),
+        )
+        .route(
+            "/v1/clients/{id}/name",
+            axum::routing::patch(clients::rename),
+        )
         .route("/v1/clients/{id}/enrollment", post(clients::re_enroll))
         .route("/v1/clients/{id}/revoke", post(clients::revoke))
         .route("/v1/rules", post(rules::create).get(rules::list))
@@ -44,10 +52,15 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::
             .store
             .call(|c| crate::store::users::has_active_superadmin(c))
             .await?;
-    Ok(Json(serde_json::json!({ "onboarding_required": !bootstrapped })))
+    Ok(Json(
+        serde_json::json!({ "onboarding_required": !bootstrapped }),
+    ))
 }
 
-async fn metrics_mirror(State(state): State<Shared>, Extension(actor): Extension<Actor>) -> ApiResult<String> {
+async fn metrics_mirror(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult<String> {
     require_superadmin(&actor)?;
     Ok(state.metrics.encode())
 }
@@ -63,11 +76,13 @@ pub fn metrics_router(state: Shared) -> Router {
             "/metrics",
             get(|State(s): State<Shared>| async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     s.metrics.encode(),
                 )
             }),
         )
         .with_state(state)
 }
-

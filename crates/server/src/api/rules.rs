@@ -31,18 +31,31 @@ pub struct AckQuery {
 
 impl AckQuery {
     fn budget(&self) -> Duration {
-        Duration::from_millis(self.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS).min(MAX_ACK_TIMEOUT_MS))
+        Duration::from_millis(
+            self.ack_timeout_ms
+                .unwrap_or(DEFAULT_ACK_TIMEOUT_MS)
+                .min(MAX_ACK_TIMEOUT_MS),
+        )
     }
 }
 
 /// Splits `{"client": …, <RuleSpec fields>}`; the spec rejects unknown keys.
 fn parse_body(mut body: serde_json::Value) -> Result<(String, RuleSpec), DomainError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| DomainError::new(ErrorCode::InvalidRequest, "request body: expected a JSON object"))?;
+    let obj = body.as_object_mut().ok_or_else(|| {
+        DomainError::new(
+            ErrorCode::InvalidRequest,
+            "request body: expected a JSON object",
+        )
+    })?;
     let client = match obj.remove("client") {
         Some(serde_json::Value::String(s)) => s,
-        _ => return Err(DomainError::field(ErrorCode::InvalidRequest, "client", "a client name or id is required")),
+        _ => {
+            return Err(DomainError::field(
+                ErrorCode::InvalidRequest,
+                "client",
+                "a client name or id is required",
+            ))
+        }
     };
     let spec = serde_json::from_value(body)
         .map_err(|e| DomainError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?;
@@ -55,7 +68,10 @@ pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError
         "port_in_use" => ErrorCode::PortInUse,
         _ => ErrorCode::ActivationFailed,
     };
-    DomainError::new(code, format!("client {client:?} could not activate the rule: {reason}: {detail}"))
+    DomainError::new(
+        code,
+        format!("client {client:?} could not activate the rule: {reason}: {detail}"),
+    )
 }
 
 pub async fn create(
@@ -67,7 +83,10 @@ pub async fn create(
     let (client_ref, mut spec) = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
-    let client = state.store.call(move |c| clients::get(c, &client_ref)).await?;
+    let client = state
+        .store
+        .call(move |c| clients::get(c, &client_ref))
+        .await?;
     authz::may_push(&actor, &client.name, &spec)?;
     if state.registry.info(&client.id).is_none() {
         return Err(ApiError::new(
@@ -83,7 +102,9 @@ pub async fn create(
         .await?;
     let waiter = state.registry.expect_outcome(&row.id);
     let push = pb::ServerMessage {
-        kind: Some(server_message::Kind::Push(portunus_proto::rule_to_pb(&row.id, &row.owner, &row.spec))),
+        kind: Some(server_message::Kind::Push(portunus_proto::rule_to_pb(
+            &row.id, &row.owner, &row.spec,
+        ))),
     };
     if !state.registry.send(&client.id, push).await {
         state.registry.forget_outcome(&row.id);
@@ -116,7 +137,11 @@ pub async fn create(
 
 async fn delete_row(state: &Shared, id: &str) {
     let rid = id.to_string();
-    if let Err(e) = state.store.call(move |c| write_tx(c, |tx| rules::delete(tx, &rid))).await {
+    if let Err(e) = state
+        .store
+        .call(move |c| write_tx(c, |tx| rules::delete(tx, &rid)))
+        .await
+    {
         tracing::warn!(error = %e, rule = %id, "cannot delete rule");
     }
     state.stats.forget(&state.metrics, id);
@@ -124,7 +149,9 @@ async fn delete_row(state: &Shared, id: &str) {
 
 async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
     let msg = pb::ServerMessage {
-        kind: Some(server_message::Kind::Remove(pb::RemoveRule { rule_id: rule_id.to_string() })),
+        kind: Some(server_message::Kind::Remove(pb::RemoveRule {
+            rule_id: rule_id.to_string(),
+        })),
     };
     state.registry.send(client_id, msg).await
 }
@@ -182,12 +209,17 @@ pub async fn delete(
     delete_row(&state, &row.id).await;
     let waiter = state.registry.expect_outcome(&row.id);
     let drained = if send_remove(&state, &row.client_id, &row.id).await {
-        matches!(tokio::time::timeout(q.budget(), waiter).await, Ok(Ok(Outcome::Removed)))
+        matches!(
+            tokio::time::timeout(q.budget(), waiter).await,
+            Ok(Ok(Outcome::Removed))
+        )
     } else {
         false
     };
     state.registry.forget_outcome(&row.id);
-    Ok(Json(serde_json::json!({ "rule_id": row.id, "removed": true, "client_acknowledged": drained })))
+    Ok(Json(
+        serde_json::json!({ "rule_id": row.id, "removed": true, "client_acknowledged": drained }),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -207,6 +239,11 @@ pub async fn stats(
 ) -> ApiResult<Json<StatsView>> {
     let row = load_visible(&state, &actor, id).await?;
     let reported = state.stats.get(&row.id);
-    let view = StatsView::new(&row, reported.as_ref().map(|r| (&r.stats, r.at)), q.per_port, q.per_target);
+    let view = StatsView::new(
+        &row,
+        reported.as_ref().map(|r| (&r.stats, r.at)),
+        q.per_port,
+        q.per_target,
+    );
     Ok(Json(view))
 }

@@ -25,7 +25,10 @@ impl ClientView {
     pub fn new(c: ClientRow, session: Option<SessionInfo>) -> ClientView {
         ClientView {
             connected: session.is_some(),
-            remote_addr: session.as_ref().and_then(|s| s.remote).map(|a| a.to_string()),
+            remote_addr: session
+                .as_ref()
+                .and_then(|s| s.remote)
+                .map(|a| a.to_string()),
             connected_since: session.map(|s| rfc3339(s.since)),
             enrolled: c.enrolled_at.is_some(),
             revoked: c.revoked_at.is_some(),
@@ -113,7 +116,12 @@ pub struct TargetView {
 }
 
 impl StatsView {
-    pub fn new(rule: &RuleRow, s: Option<(&pb::RuleStats, i64)>, per_port: bool, per_target: bool) -> StatsView {
+    pub fn new(
+        rule: &RuleRow,
+        s: Option<(&pb::RuleStats, i64)>,
+        per_port: bool,
+        per_target: bool,
+    ) -> StatsView {
         let mut v = StatsView {
             rule_id: rule.id.clone(),
             client: rule.client_name.clone(),

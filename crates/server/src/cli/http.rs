@@ -72,24 +72,38 @@ impl ApiClient {
         let resp = req.send().await.map_err(|e| {
             DomainError::new(
                 ErrorCode::ServerUnreachable,
-                format!("cannot reach portunus-server at {}: {}", self.base, root_cause(&e)),
+                format!(
+                    "cannot reach portunus-server at {}: {}",
+                    self.base,
+                    root_cause(&e)
+                ),
             )
         })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| {
-            DomainError::new(ErrorCode::ServerUnreachable, format!("reading the answer failed: {e}"))
+            DomainError::new(
+                ErrorCode::ServerUnreachable,
+                format!("reading the answer failed: {e}"),
+            )
         })?;
         if status.is_success() {
             let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(body)
-                .map_err(|e| DomainError::new(ErrorCode::Internal, format!("unexpected answer from server: {e}")));
+            return serde_json::from_slice(body).map_err(|e| {
+                DomainError::new(
+                    ErrorCode::Internal,
+                    format!("unexpected answer from server: {e}"),
+                )
+            });
         }
         match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
             Ok(env) => Err(DomainError::new(
                 ErrorCode::parse(&env.error.code).unwrap_or(ErrorCode::Internal),
                 env.error.message,
             )),
-            Err(_) => Err(DomainError::new(ErrorCode::Internal, format!("server answered HTTP {status}"))),
+            Err(_) => Err(DomainError::new(
+                ErrorCode::Internal,
+                format!("server answered HTTP {status}"),
+            )),
         }
     }
 }
@@ -108,10 +122,25 @@ mod tests {
 
     #[test]
     fn wildcard_binds_are_dialled_on_loopback() {
-        assert_eq!(dialable("0.0.0.0:7080".parse().unwrap()).to_string(), "127.0.0.1:7080");
-        assert_eq!(dialable("[::]:7080".parse().unwrap()).to_string(), "[::1]:7080");
-        assert_eq!(dialable("10.1.2.3:1".parse().unwrap()).to_string(), "10.1.2.3:1");
-        assert_eq!(server_url(Some("http://x:1/"), Path::new("/nonexistent")), "http://x:1");
-        assert_eq!(server_url(None, Path::new("/nonexistent")), "http://127.0.0.1:7080");
+        assert_eq!(
+            dialable("0.0.0.0:7080".parse().unwrap()).to_string(),
+            "127.0.0.1:7080"
+        );
+        assert_eq!(
+            dialable("[::]:7080".parse().unwrap()).to_string(),
+            "[::1]:7080"
+        );
+        assert_eq!(
+            dialable("10.1.2.3:1".parse().unwrap()).to_string(),
+            "10.1.2.3:1"
+        );
+        assert_eq!(
+            server_url(Some("http://x:1/"), Path::new("/nonexistent")),
+            "http://x:1"
+        );
+        assert_eq!(
+            server_url(None, Path::new("/nonexistent")),
+            "http://127.0.0.1:7080"
+        );
     }
 }

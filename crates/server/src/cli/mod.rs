@@ -13,7 +13,12 @@ use output::Format;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "portunus-server", version, about = "Portunus control plane", propagate_version = true)]
+#[command(
+    name = "portunus-server",
+    version,
+    about = "Portunus control plane",
+    propagate_version = true
+)]
 pub struct Cli {
     /// Data directory [default: $XDG_STATE_HOME/portunus or ~/.local/state/portunus]
     #[arg(long, global = true, env = "PORTUNUS_DATA_DIR")]
@@ -84,9 +89,14 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let data_dir = cli.data_dir.clone().unwrap_or_else(crate::datadir::default_data_dir);
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::datadir::default_data_dir);
     let url = || http::server_url(cli.server_url.as_deref(), &data_dir);
-    let api = || -> anyhow::Result<http::ApiClient> { Ok(http::ApiClient::new(url(), http::operator_token()?)) };
+    let api = || -> anyhow::Result<http::ApiClient> {
+        Ok(http::ApiClient::new(url(), http::operator_token()?))
+    };
     match cli.command {
         Command::Serve(args) => crate::serve::run(&data_dir, args).await,
         Command::GenToken => {
@@ -94,18 +104,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::BootstrapSuperadmin { name } => offline::bootstrap_superadmin(&data_dir, &name),
-        Command::EnrollClient { name, address, ttl_secs } => {
-            operator::enroll_client(&data_dir, api, name, address, ttl_secs).await
-        }
+        Command::EnrollClient {
+            name,
+            address,
+            ttl_secs,
+        } => operator::enroll_client(&data_dir, api, name, address, ttl_secs).await,
         Command::Revoke { client } => operator::revoke(&api()?, &client).await,
         Command::ListClients { format } => operator::list_clients(&api()?, format).await,
         Command::PushRule(args) => operator::push_rule(&api()?, &args).await,
-        Command::RemoveRule { rule_id, ack_timeout } => operator::remove_rule(&api()?, &rule_id, ack_timeout).await,
-        Command::ListRules { client, owner, format } => {
-            operator::list_rules(&api()?, client.as_deref(), owner.as_deref(), format).await
-        }
-        Command::RuleStats { rule_id, per_port, per_target, format } => {
-            operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await
-        }
+        Command::RemoveRule {
+            rule_id,
+            ack_timeout,
+        } => operator::remove_rule(&api()?, &rule_id, ack_timeout).await,
+        Command::ListRules {
+            client,
+            owner,
+            format,
+        } => operator::list_rules(&api()?, client.as_deref(), owner.as_deref(), format).await,
+        Command::RuleStats {
+            rule_id,
+            per_port,
+            per_target,
+            format,
+        } => operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await,
     }
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 /// Locks the data dir (creating it) and opens its store.
 pub fn open_locked(data_dir: &Path) -> Result<(DirLock, crate::store::Store)> {
-    datadir::ensure_dir(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    datadir::ensure_dir(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let lock = DirLock::acquire(data_dir)?;
     let store = open_store(data_dir)?;
     Ok((lock, store))
@@ -42,8 +43,10 @@ pub fn enroll_client(
     crate::tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)?;
     let material = crate::tls::load(&config.tls_cert_path, &config.tls_key_path)?;
     let store = open_store(data_dir)?;
-    let resolver =
-        crate::advertised::EndpointResolver::new(config.advertised_endpoint.clone(), config.control_listen.port());
+    let resolver = crate::advertised::EndpointResolver::new(
+        config.advertised_endpoint.clone(),
+        config.control_listen.port(),
+    );
     let pin = material.pin();
     let created = store.blocking(|conn| {
         let over = crate::store::settings::get(conn, crate::store::settings::ADVERTISED_ENDPOINT)?;

@@ -49,7 +49,8 @@ pub async fn enroll_client(
     };
     let (command, expires) = match lock {
         Some(lock) => {
-            let c = super::offline::enroll_client(data_dir, lock, &name, address.as_deref(), ttl_secs)?;
+            let c =
+                super::offline::enroll_client(data_dir, lock, &name, address.as_deref(), ttl_secs)?;
             (c.command, c.expires_at)
         }
         None => {
@@ -60,7 +61,9 @@ pub async fn enroll_client(
             if let Some(t) = ttl_secs {
                 body["ttl_secs"] = json!(t);
             }
-            let v: Value = api()?.call(Method::POST, "/v1/client-enrollments", Some(body)).await?;
+            let v: Value = api()?
+                .call(Method::POST, "/v1/client-enrollments", Some(body))
+                .await?;
             (s(&v, "command"), s(&v, "expires_at"))
         }
     };
@@ -70,7 +73,13 @@ pub async fn enroll_client(
 }
 
 pub async fn revoke(api: &ApiClient, client: &str) -> anyhow::Result<()> {
-    let v: Value = api.call(Method::POST, &format!("/v1/clients/{}/revoke", seg(client)), None).await?;
+    let v: Value = api
+        .call(
+            Method::POST,
+            &format!("/v1/clients/{}/revoke", seg(client)),
+            None,
+        )
+        .await?;
     eprintln!("revoked client {}", s(&v, "name"));
     Ok(())
 }
@@ -94,16 +103,30 @@ pub async fn list_clients(api: &ApiClient, format: Format) -> anyhow::Result<()>
             } else {
                 "disconnected"
             };
-            vec![s(c, "name"), s(c, "client_id"), status.into(), s(c, "remote_addr"), s(c, "connected_since"), s(c, "address")]
+            vec![
+                s(c, "name"),
+                s(c, "client_id"),
+                status.into(),
+                s(c, "remote_addr"),
+                s(c, "connected_since"),
+                s(c, "address"),
+            ]
         })
         .collect();
-    println!("{}", table(&["NAME", "ID", "STATUS", "REMOTE", "SINCE", "ADDRESS"], &rows));
+    println!(
+        "{}",
+        table(
+            &["NAME", "ID", "STATUS", "REMOTE", "SINCE", "ADDRESS"],
+            &rows
+        )
+    );
     Ok(())
 }
 
 pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     let spec = build_spec(args)?;
-    let mut body = serde_json::to_value(&spec).map_err(|e| DomainError::new(ErrorCode::Internal, e.to_string()))?;
+    let mut body = serde_json::to_value(&spec)
+        .map_err(|e| DomainError::new(ErrorCode::Internal, e.to_string()))?;
     body["client"] = json!(args.client);
     let path = format!("/v1/rules?ack_timeout_ms={}", args.ack_timeout.as_millis());
     let v: Value = api.call(Method::POST, &path, Some(body)).await?;
@@ -113,7 +136,10 @@ pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
         println!("{}", s(&v, "rule_id"));
     }
     if v["state"] == json!("pending") {
-        eprintln!("warning: the client did not confirm activation within {:?}; the rule is pending", args.ack_timeout);
+        eprintln!(
+            "warning: the client did not confirm activation within {:?}; the rule is pending",
+            args.ack_timeout
+        );
     }
     Ok(())
 }
@@ -140,14 +166,26 @@ fn targets_of(r: &Value) -> String {
         .as_array()
         .map(|ts| {
             ts.iter()
-                .map(|t| format!("{}:{}@{}", t["host"].as_str().unwrap_or("?"), t["port"], t["priority"]))
+                .map(|t| {
+                    format!(
+                        "{}:{}@{}",
+                        t["host"].as_str().unwrap_or("?"),
+                        t["port"],
+                        t["priority"]
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         })
         .unwrap_or_default()
 }
 
-pub async fn list_rules(api: &ApiClient, client: Option<&str>, owner: Option<&str>, format: Format) -> anyhow::Result<()> {
+pub async fn list_rules(
+    api: &ApiClient,
+    client: Option<&str>,
+    owner: Option<&str>,
+    format: Format,
+) -> anyhow::Result<()> {
     let mut q = Vec::new();
     if let Some(c) = client {
         q.push(format!("client={}", seg(c)));
@@ -155,7 +193,11 @@ pub async fn list_rules(api: &ApiClient, client: Option<&str>, owner: Option<&st
     if let Some(o) = owner {
         q.push(format!("owner={}", seg(o)));
     }
-    let path = if q.is_empty() { "/v1/rules".to_string() } else { format!("/v1/rules?{}", q.join("&")) };
+    let path = if q.is_empty() {
+        "/v1/rules".to_string()
+    } else {
+        format!("/v1/rules?{}", q.join("&"))
+    };
     let v: Value = api.call(Method::GET, &path, None).await?;
     if format == Format::Json {
         print_json(&v);
@@ -171,24 +213,61 @@ pub async fn list_rules(api: &ApiClient, client: Option<&str>, owner: Option<&st
                 Some(reason) => format!("{}({reason})", s(r, "state")),
                 None => s(r, "state"),
             };
-            vec![s(r, "rule_id"), s(r, "client"), s(r, "owner"), s(r, "protocol"), listen_of(r), targets_of(r), state]
+            vec![
+                s(r, "rule_id"),
+                s(r, "client"),
+                s(r, "owner"),
+                s(r, "protocol"),
+                listen_of(r),
+                targets_of(r),
+                state,
+            ]
         })
         .collect();
-    println!("{}", table(&["ID", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE"], &rows));
+    println!(
+        "{}",
+        table(
+            &["ID", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE"],
+            &rows
+        )
+    );
     Ok(())
 }
 
-pub async fn rule_stats(api: &ApiClient, id: &str, per_port: bool, per_target: bool, format: Format) -> anyhow::Result<()> {
-    let path = format!("/v1/rules/{}/stats?per_port={per_port}&per_target={per_target}", seg(id));
+pub async fn rule_stats(
+    api: &ApiClient,
+    id: &str,
+    per_port: bool,
+    per_target: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let path = format!(
+        "/v1/rules/{}/stats?per_port={per_port}&per_target={per_target}",
+        seg(id)
+    );
     let v: Value = api.call(Method::GET, &path, None).await?;
     if format == Format::Json {
         print_json(&v);
         return Ok(());
     }
     let keys = [
-        "rule_id", "client", "reported_at", "bytes_in", "bytes_out", "connections_total", "active_connections",
-        "connect_failures", "dns_failures", "target_failovers", "udp_datagrams_in", "udp_datagrams_out",
-        "active_flows", "flows_dropped_overflow", "rate_limit_rejects", "sni_routed", "sni_unmatched",
+        "rule_id",
+        "client",
+        "reported_at",
+        "bytes_in",
+        "bytes_out",
+        "connections_total",
+        "active_connections",
+        "connect_failures",
+        "dns_failures",
+        "target_failovers",
+        "udp_datagrams_in",
+        "udp_datagrams_out",
+        "active_flows",
+        "flows_dropped_overflow",
+        "rate_limit_rejects",
+        "sni_routed",
+        "sni_unmatched",
     ];
     for k in keys {
         println!("{k}: {}", s(&v, k));
@@ -196,9 +275,23 @@ pub async fn rule_stats(api: &ApiClient, id: &str, per_port: bool, per_target: b
     if let Some(ports) = v["per_port"].as_array() {
         let rows: Vec<Vec<String>> = ports
             .iter()
-            .map(|p| vec![s(p, "port"), s(p, "bytes_in"), s(p, "bytes_out"), s(p, "connections_total"), s(p, "active_connections")])
+            .map(|p| {
+                vec![
+                    s(p, "port"),
+                    s(p, "bytes_in"),
+                    s(p, "bytes_out"),
+                    s(p, "connections_total"),
+                    s(p, "active_connections"),
+                ]
+            })
             .collect();
-        println!("\n{}", table(&["PORT", "BYTES_IN", "BYTES_OUT", "CONNECTIONS", "ACTIVE"], &rows));
+        println!(
+            "\n{}",
+            table(
+                &["PORT", "BYTES_IN", "BYTES_OUT", "CONNECTIONS", "ACTIVE"],
+                &rows
+            )
+        );
     }
     if let Some(targets) = v["per_target"].as_array() {
         let rows: Vec<Vec<String>> = targets
@@ -214,7 +307,20 @@ pub async fn rule_stats(api: &ApiClient, id: &str, per_port: bool, per_target: b
                 ]
             })
             .collect();
-        println!("\n{}", table(&["TARGET", "HEALTHY", "CONNECTS_OK", "CONNECTS_FAILED", "BYTES_IN", "BYTES_OUT"], &rows));
+        println!(
+            "\n{}",
+            table(
+                &[
+                    "TARGET",
+                    "HEALTHY",
+                    "CONNECTS_OK",
+                    "CONNECTS_FAILED",
+                    "BYTES_IN",
+                    "BYTES_OUT"
+                ],
+                &rows
+            )
+        );
     }
     Ok(())
 }

@@ -92,7 +92,11 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> DomainError {
 pub fn build_spec(a: &PushArgs) -> Result<RuleSpec, DomainError> {
     let (listen_port, listen_port_end) = parse_ports("listen_port", &a.listen)?;
     let width = listen_port_end.map_or(1, |e| e - listen_port + 1);
-    let sources = [a.target.is_some(), !a.targets.is_empty(), a.targets_json.is_some()];
+    let sources = [
+        a.target.is_some(),
+        !a.targets.is_empty(),
+        a.targets_json.is_some(),
+    ];
     if sources.iter().filter(|s| **s).count() != 1 {
         return Err(invalid(
             "target",
@@ -107,16 +111,27 @@ pub fn build_spec(a: &PushArgs) -> Result<RuleSpec, DomainError> {
                 return Err(DomainError::field(
                     ErrorCode::RangeInvalid,
                     "target",
-                    format!("target range width {} differs from listen range width {width}", end - t.port + 1),
+                    format!(
+                        "target range width {} differs from listen range width {width}",
+                        end - t.port + 1
+                    ),
                 ));
             }
         }
-        targets.push(Target { host: t.host, port: t.port, priority: t.priority.unwrap_or(1), proxy_protocol: None });
+        targets.push(Target {
+            host: t.host,
+            port: t.port,
+            priority: t.priority.unwrap_or(1),
+            proxy_protocol: None,
+        });
     }
     for (i, raw) in a.targets.iter().enumerate() {
         let t = parse_target(raw)?;
         if t.port_end.is_some() {
-            return Err(invalid("target", "--target takes host:port@priority; use the positional target for a range"));
+            return Err(invalid(
+                "target",
+                "--target takes host:port@priority; use the positional target for a range",
+            ));
         }
         targets.push(Target {
             host: t.host,
@@ -127,11 +142,12 @@ pub fn build_spec(a: &PushArgs) -> Result<RuleSpec, DomainError> {
     }
     if let Some(json) = &a.targets_json {
         targets = serde_json::from_str(json).map_err(|e| {
-            let code = if e.to_string().contains("proxy_protocol") || e.to_string().contains("variant") {
-                ErrorCode::ProxyProtocolInvalid
-            } else {
-                ErrorCode::InvalidTarget
-            };
+            let code =
+                if e.to_string().contains("proxy_protocol") || e.to_string().contains("variant") {
+                    ErrorCode::ProxyProtocolInvalid
+                } else {
+                    ErrorCode::InvalidTarget
+                };
             DomainError::field(code, "targets_json", e)
         })?;
     }
@@ -168,13 +184,32 @@ mod tests {
     #[test]
     fn forms() {
         let s = spec(&["edge", "8080", "10.0.0.5:80"]).unwrap();
-        assert_eq!((s.listen_port, s.targets[0].port, s.protocol), (8080, 80, Protocol::Tcp));
+        assert_eq!(
+            (s.listen_port, s.targets[0].port, s.protocol),
+            (8080, 80, Protocol::Tcp)
+        );
         let s = spec(&["edge", "30000-30050", "h:30000-30050"]).unwrap();
         assert_eq!((s.listen_port_end, s.targets[0].port), (Some(30050), 30000));
-        let s = spec(&["edge", "53", "--protocol", "udp", "--target", "a:53@2", "--target", "b:53"]).unwrap();
+        let s = spec(&[
+            "edge",
+            "53",
+            "--protocol",
+            "udp",
+            "--target",
+            "a:53@2",
+            "--target",
+            "b:53",
+        ])
+        .unwrap();
         assert_eq!(s.protocol, Protocol::Udp);
         assert_eq!((s.targets[0].priority, s.targets[1].priority), (2, 2));
-        let s = spec(&["edge", "443", "--targets-json", r#"[{"host":"b","port":443,"priority":1,"proxy_protocol":"v2"}]"#]).unwrap();
+        let s = spec(&[
+            "edge",
+            "443",
+            "--targets-json",
+            r#"[{"host":"b","port":443,"priority":1,"proxy_protocol":"v2"}]"#,
+        ])
+        .unwrap();
         assert!(s.targets[0].proxy_protocol.is_some());
         let s = spec(&["edge", "1", "h:1", "--bandwidth-in-bps", "100"]).unwrap();
         assert_eq!(s.rate_limit.unwrap().bandwidth_in_bps, Some(100));
@@ -186,10 +221,21 @@ mod tests {
         assert_eq!(code(&["edge", "0", "h:1"]), ErrorCode::InvalidPort);
         assert_eq!(code(&["edge", "10-12", "h:10-11"]), ErrorCode::RangeInvalid);
         assert_eq!(code(&["edge", "10"]), ErrorCode::InvalidTarget);
-        assert_eq!(code(&["edge", "10", "h:1", "--target", "h:2"]), ErrorCode::InvalidTarget);
-        assert_eq!(code(&["edge", "10", "h:1", "--protocol", "sctp"]), ErrorCode::InvalidProtocol);
         assert_eq!(
-            code(&["edge", "10", "--targets-json", r#"[{"host":"b","port":1,"proxy_protocol":"v9"}]"#]),
+            code(&["edge", "10", "h:1", "--target", "h:2"]),
+            ErrorCode::InvalidTarget
+        );
+        assert_eq!(
+            code(&["edge", "10", "h:1", "--protocol", "sctp"]),
+            ErrorCode::InvalidProtocol
+        );
+        assert_eq!(
+            code(&[
+                "edge",
+                "10",
+                "--targets-json",
+                r#"[{"host":"b","port":1,"proxy_protocol":"v9"}]"#
+            ]),
             ErrorCode::ProxyProtocolInvalid
         );
     }

@@ -65,7 +65,9 @@ impl Registry {
             },
         );
         if let Some(old) = old {
-            let _ = old.tx.try_send(Err(Status::aborted("replaced by a newer connection of this client")));
+            let _ = old.tx.try_send(Err(Status::aborted(
+                "replaced by a newer connection of this client",
+            )));
         }
         Registration {
             generation,
@@ -79,7 +81,10 @@ impl Registry {
     /// it was.
     pub fn unregister(&self, client_id: &str, generation: u64) -> bool {
         let mut sessions = self.lock_sessions();
-        if sessions.get(client_id).is_some_and(|s| s.generation == generation) {
+        if sessions
+            .get(client_id)
+            .is_some_and(|s| s.generation == generation)
+        {
             sessions.remove(client_id);
             true
         } else {
@@ -163,9 +168,17 @@ mod tests {
         let mut a = reg.register("c1", None, 1);
         let b = reg.register("c1", None, 2);
         assert_eq!(reg.connected_count(), 1);
-        assert!(matches!(a.outbound.recv().await, Some(Err(s)) if s.code() == tonic::Code::Aborted));
-        assert!(a.stop.await.is_err(), "old session's inbound task is told to stop");
-        assert!(!reg.unregister("c1", a.generation), "stale generation is ignored");
+        assert!(
+            matches!(a.outbound.recv().await, Some(Err(s)) if s.code() == tonic::Code::Aborted)
+        );
+        assert!(
+            a.stop.await.is_err(),
+            "old session's inbound task is told to stop"
+        );
+        assert!(
+            !reg.unregister("c1", a.generation),
+            "stale generation is ignored"
+        );
         assert_eq!(reg.info("c1").map(|i| i.since), Some(2));
         assert!(reg.unregister("c1", b.generation));
         assert!(!reg.send("c1", pb::ServerMessage::default()).await);

@@ -50,10 +50,14 @@ fn outcome_of(o: &pb::RuleOutcome) -> Option<Outcome> {
 
 impl ControlService {
     async fn handle_outcome(&self, o: pb::RuleOutcome) {
-        let Some(outcome) = outcome_of(&o) else { return };
+        let Some(outcome) = outcome_of(&o) else {
+            return;
+        };
         let (state, reason) = match &outcome {
             Outcome::Activated => (Some(rules::RuleState::Active), None),
-            Outcome::Failed { reason, .. } => (Some(rules::RuleState::Failed), Some(reason.clone())),
+            Outcome::Failed { reason, .. } => {
+                (Some(rules::RuleState::Failed), Some(reason.clone()))
+            }
             Outcome::Removed => (None, None),
         };
         if let Some(state) = state {
@@ -93,20 +97,27 @@ impl ControlService {
         for stats in report.rules {
             // Reports for rules the server no longer has are stale; a
             // series for them would outlive the rule.
-            let Some(owner) = owners.get(&stats.rule_id) else { continue };
+            let Some(owner) = owners.get(&stats.rule_id) else {
+                continue;
+            };
             let labels = RuleLabels {
                 client: client_name.to_string(),
                 rule: stats.rule_id.clone(),
                 owner: owner.clone(),
             };
-            self.state.stats.record(&self.state.metrics, labels, stats, at);
+            self.state
+                .stats
+                .record(&self.state.metrics, labels, stats, at);
         }
     }
 }
 
 #[tonic::async_trait]
 impl Control for ControlService {
-    async fn redeem(&self, request: Request<pb::RedeemRequest>) -> Result<Response<pb::RedeemResponse>, Status> {
+    async fn redeem(
+        &self,
+        request: Request<pb::RedeemRequest>,
+    ) -> Result<Response<pb::RedeemResponse>, Status> {
         let code_hash = hash_token(&request.get_ref().code);
         let token = new_token();
         let token_hash = hash_token(&token);
@@ -149,9 +160,10 @@ impl Control for ControlService {
         let (client, endpoint) = result?;
         // A new credential replaces the old one: end any stream still
         // authenticated by it.
-        self.state
-            .registry
-            .kick(&client.id, Status::unauthenticated("client credential was replaced"));
+        self.state.registry.kick(
+            &client.id,
+            Status::unauthenticated("client credential was replaced"),
+        );
         tracing::info!(client = %client.name, client_id = %client.id, "client enrolled");
         Ok(Response::new(pb::RedeemResponse {
             client_id: client.id,
@@ -189,7 +201,10 @@ impl Control for ControlService {
             .await
             .map_err(internal)?;
 
-        let reg = self.state.registry.register(&client.id, remote, store::now());
+        let reg = self
+            .state
+            .registry
+            .register(&client.id, remote, store::now());
         self.state
             .metrics
             .clients_connected

@@ -28,7 +28,11 @@ fn from_row(r: &Row) -> rusqlite::Result<ClientRow> {
 }
 
 pub fn not_found(reference: &str) -> StoreError {
-    DomainError::new(ErrorCode::ClientNotFound, format!("no client {reference:?}")).into()
+    DomainError::new(
+        ErrorCode::ClientNotFound,
+        format!("no client {reference:?}"),
+    )
+    .into()
 }
 
 /// Finds a client by id or, failing that, by name.
@@ -58,11 +62,18 @@ pub fn list(conn: &Connection) -> StoreResult<Vec<ClientRow>> {
 /// when given, replaces the stored one.
 pub fn ensure(conn: &Connection, name: &str, address: Option<&str>) -> StoreResult<ClientRow> {
     if let Some(existing) = conn
-        .query_row(&format!("SELECT {COLS} FROM clients WHERE name = ?1"), [name], from_row)
+        .query_row(
+            &format!("SELECT {COLS} FROM clients WHERE name = ?1"),
+            [name],
+            from_row,
+        )
         .optional()?
     {
         if let Some(addr) = address {
-            conn.execute("UPDATE clients SET address = ?1 WHERE id = ?2", params![addr, existing.id])?;
+            conn.execute(
+                "UPDATE clients SET address = ?1 WHERE id = ?2",
+                params![addr, existing.id],
+            )?;
         }
         return get(conn, &existing.id);
     }
@@ -84,16 +95,26 @@ pub fn set_token(conn: &Connection, id: &str, token_hash: &str) -> StoreResult<(
 }
 
 pub fn set_address(conn: &Connection, id: &str, address: Option<&str>) -> StoreResult<()> {
-    conn.execute("UPDATE clients SET address = ?1 WHERE id = ?2", params![address, id])?;
+    conn.execute(
+        "UPDATE clients SET address = ?1 WHERE id = ?2",
+        params![address, id],
+    )?;
     Ok(())
 }
 
 /// Renames a client; names stay unique.
 pub fn rename(conn: &Connection, id: &str, name: &str) -> StoreResult<()> {
     if find(conn, name)?.is_some_and(|other| other.id != id) {
-        return Err(DomainError::new(ErrorCode::AlreadyExists, format!("a client named {name:?} exists")).into());
+        return Err(DomainError::new(
+            ErrorCode::AlreadyExists,
+            format!("a client named {name:?} exists"),
+        )
+        .into());
     }
-    conn.execute("UPDATE clients SET name = ?1 WHERE id = ?2", params![name, id])?;
+    conn.execute(
+        "UPDATE clients SET name = ?1 WHERE id = ?2",
+        params![name, id],
+    )?;
     Ok(())
 }
 
@@ -111,7 +132,10 @@ pub fn delete(conn: &Connection, id: &str) -> StoreResult<()> {
     if client.revoked_at.is_none() {
         return Err(DomainError::new(
             ErrorCode::ClientNotRevoked,
-            format!("client {:?} must be revoked before it is deleted", client.name),
+            format!(
+                "client {:?} must be revoked before it is deleted",
+                client.name
+            ),
         )
         .into());
     }

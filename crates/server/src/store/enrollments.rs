@@ -36,7 +36,14 @@ pub fn create(
     conn.execute(
         "INSERT INTO enrollments (id, client_id, code_hash, endpoint, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![row.id, row.client_id, code_hash, row.endpoint, t, row.expires_at],
+        params![
+            row.id,
+            row.client_id,
+            code_hash,
+            row.endpoint,
+            t,
+            row.expires_at
+        ],
     )?;
     Ok(row)
 }
@@ -79,7 +86,9 @@ mod tests {
         store
             .blocking(|c| {
                 let client = write_tx(c, |tx| clients::ensure(tx, "edge", None))?;
-                let first = write_tx(c, |tx| create(tx, &client.id, "h1", Some("127.0.0.1:7443"), 600))?;
+                let first = write_tx(c, |tx| {
+                    create(tx, &client.id, "h1", Some("127.0.0.1:7443"), 600)
+                })?;
                 assert_eq!(redeemable(c, "h1")?.map(|e| e.id), Some(first.id.clone()));
                 write_tx(c, |tx| create(tx, &client.id, "h2", None, 600))?;
                 assert!(redeemable(c, "h1")?.is_none(), "superseded");

@@ -86,6 +86,9 @@ mod tests {
         assert!(m.validate().is_ok());
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::migrate(&mut conn).unwrap();
-        assert_eq!(super::super::schema_version(&conn).unwrap(), super::LATEST_VERSION);
+        assert_eq!(
+            super::super::schema_version(&conn).unwrap(),
+            super::LATEST_VERSION
+        );
     }
 }

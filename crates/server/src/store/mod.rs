@@ -43,12 +43,25 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Domain(d) => d.code,
+            StoreError::Busy => ErrorCode::StoreBusy,
+            StoreError::SchemaTooNew { .. } => ErrorCode::SchemaTooNew,
+            StoreError::Corrupt(_) | StoreError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => d,
             StoreError::Busy => DomainError::new(ErrorCode::StoreBusy, "the store is busy; retry"),
-            StoreError::SchemaTooNew { .. } => DomainError::new(ErrorCode::SchemaTooNew, e.to_string()),
+            StoreError::SchemaTooNew { .. } => {
+                DomainError::new(ErrorCode::SchemaTooNew, e.to_string())
+            }
             StoreError::Corrupt(_) | StoreError::Internal(_) => {
                 tracing::error!(error = %e, "store failure");
                 DomainError::new(ErrorCode::Internal, "internal storage error")
@@ -105,8 +118,13 @@ impl Store {
     /// Opens (creating if needed) and migrates the database. Refuses a
     /// schema newer than this binary before touching anything.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        if path.exists() && !has_sqlite_header(path).map_err(|e| StoreError::Internal(e.to_string()))? {
-            return Err(StoreError::Corrupt(format!("{} has no SQLite header", path.display())));
+        if path.exists()
+            && !has_sqlite_header(path).map_err(|e| StoreError::Internal(e.to_string()))?
+        {
+            return Err(StoreError::Corrupt(format!(
+                "{} has no SQLite header",
+                path.display()
+            )));
         }
         let mut conn = Connection::open(path)?;
         let found = schema_version(&conn)?;
@@ -184,7 +202,8 @@ mod tests {
         drop(Store::open(&path).unwrap());
         {
             let c = Connection::open(&path).unwrap();
-            c.pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
+            c.pragma_update(None, "user_version", LATEST_VERSION + 1)
+                .unwrap();
         }
         match Store::open(&path) {
             Err(StoreError::SchemaTooNew { found, supported }) => {

@@ -80,7 +80,11 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<RuleRow> {
 }
 
 /// Rules filtered by client id and owner, oldest first.
-pub fn list(conn: &Connection, client_id: Option<&str>, owner: Option<&str>) -> StoreResult<Vec<RuleRow>> {
+pub fn list(
+    conn: &Connection,
+    client_id: Option<&str>,
+    owner: Option<&str>,
+) -> StoreResult<Vec<RuleRow>> {
     let sql = format!(
         "{SELECT} WHERE (?1 IS NULL OR r.client_id = ?1) AND (?2 IS NULL OR r.owner = ?2) ORDER BY r.created_at, r.id"
     );
@@ -94,7 +98,12 @@ pub fn list(conn: &Connection, client_id: Option<&str>, owner: Option<&str>) -> 
 /// Inserts a pending rule after checking it against the client's other
 /// rules. Run inside a write transaction so the check and the insert are
 /// one step.
-pub fn insert(conn: &Connection, client_id: &str, owner: &str, spec: &RuleSpec) -> StoreResult<RuleRow> {
+pub fn insert(
+    conn: &Connection,
+    client_id: &str,
+    owner: &str,
+    spec: &RuleSpec,
+) -> StoreResult<RuleRow> {
     let existing = list(conn, Some(client_id), None)?;
     check_listen_conflict(existing.iter().map(|r| &r.spec), spec)?;
     let id = portunus_domain::new_id();
@@ -119,7 +128,12 @@ pub fn insert(conn: &Connection, client_id: &str, owner: &str, spec: &RuleSpec) 
 
 /// Records a client-reported outcome. Unknown ids are ignored: the rule
 /// may have been removed while the outcome was in flight.
-pub fn set_state(conn: &Connection, id: &str, state: RuleState, reason: Option<&str>) -> StoreResult<()> {
+pub fn set_state(
+    conn: &Connection,
+    id: &str,
+    state: RuleState,
+    reason: Option<&str>,
+) -> StoreResult<()> {
     conn.execute(
         "UPDATE rules SET state = ?1, reason = ?2, updated_at = ?3 WHERE id = ?4",
         params![state.as_str(), reason, now(), id],
@@ -145,7 +159,12 @@ mod tests {
             listen_port: port,
             listen_port_end: None,
             protocol: Protocol::Tcp,
-            targets: vec![Target { host: "127.0.0.1".into(), port: 9, priority: 1, proxy_protocol: None }],
+            targets: vec![Target {
+                host: "127.0.0.1".into(),
+                port: 9,
+                priority: 1,
+                proxy_protocol: None,
+            }],
             sni_pattern: None,
             prefer_ipv6: false,
             health_check_interval_secs: None,
@@ -158,16 +177,22 @@ mod tests {
         let (_d, store) = test_store();
         store
             .blocking(|c| {
-                write_tx(c, |tx| users::create(tx, "_superadmin", "Admin", users::Role::Superadmin))?;
+                write_tx(c, |tx| {
+                    users::create(tx, "_superadmin", "Admin", users::Role::Superadmin)
+                })?;
                 let client = write_tx(c, |tx| clients::ensure(tx, "edge", None))?;
                 let r = write_tx(c, |tx| insert(tx, &client.id, "_superadmin", &spec(8080)))?;
                 assert_eq!(r.state, RuleState::Pending);
                 assert_eq!(r.client_name, "edge");
-                let dup = write_tx(c, |tx| insert(tx, &client.id, "_superadmin", &spec(8080))).unwrap_err();
+                let dup = write_tx(c, |tx| insert(tx, &client.id, "_superadmin", &spec(8080)))
+                    .unwrap_err();
                 assert_eq!(DomainError::from(dup).code, ErrorCode::ListenPortConflict);
                 set_state(c, &r.id, RuleState::Failed, Some("port_in_use"))?;
                 let back = get(c, &r.id)?;
-                assert_eq!((back.state, back.reason.as_deref()), (RuleState::Failed, Some("port_in_use")));
+                assert_eq!(
+                    (back.state, back.reason.as_deref()),
+                    (RuleState::Failed, Some("port_in_use"))
+                );
                 assert_eq!(back.spec, spec(8080));
                 assert_eq!(list(c, Some(&client.id), None)?.len(), 1);
                 assert_eq!(list(c, None, Some("nobody"))?.len(), 0);

@@ -45,12 +45,20 @@ pub fn has_active_superadmin(conn: &Connection) -> StoreResult<bool> {
 }
 
 pub fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [id], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 pub fn create(conn: &Connection, id: &str, display_name: &str, role: Role) -> StoreResult<()> {
     if exists(conn, id)? {
-        return Err(DomainError::new(ErrorCode::AlreadyExists, format!("user {id:?} already exists")).into());
+        return Err(DomainError::new(
+            ErrorCode::AlreadyExists,
+            format!("user {id:?} already exists"),
+        )
+        .into());
     }
     conn.execute(
         "INSERT INTO users (id, display_name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -60,7 +68,12 @@ pub fn create(conn: &Connection, id: &str, display_name: &str, role: Role) -> St
 }
 
 /// Stores a credential's hash; returns the credential id.
-pub fn issue_token(conn: &Connection, user_id: &str, label: &str, token_hash: &str) -> StoreResult<String> {
+pub fn issue_token(
+    conn: &Connection,
+    user_id: &str,
+    label: &str,
+    token_hash: &str,
+) -> StoreResult<String> {
     let id = portunus_domain::new_id();
     conn.execute(
         "INSERT INTO api_tokens (id, user_id, label, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
