@@ -1,0 +1,203 @@
+//! The bidirectional copy between a downstream peer and its target.
+//!
+//! One state machine owns half-close and teardown; how bytes physically
+//! move is a per-direction [`Pump`]: `splice` through a kernel pipe, or a
+//! userspace buffer. The copy layer knows nothing of rules or counters: it
+//! reports every chunk that reached its destination to a callback.
+
+#[cfg(target_os = "linux")]
+pub(crate) mod splice;
+pub(crate) mod userspace;
+
+use socket2::SockRef;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::Shutdown;
+use std::task::{ready, Context, Poll};
+use tokio::net::TcpStream;
+use tokio::task::coop;
+
+/// Which way bytes flow: `Inbound` from the downstream peer to the target,
+/// `Outbound` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        })
+    }
+}
+
+/// Moves bytes of one direction.
+pub(crate) trait Pump {
+    /// Moves some bytes from `src` to `dst`. `Ready(Ok(n))` with `n > 0`
+    /// means `n` more bytes reached `dst`; `Ready(Ok(0))` means `src` ended
+    /// and everything read from it was written, after which the pump is not
+    /// called again. Registers `cx` for the readiness it waits on.
+    fn poll_move(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &TcpStream,
+        dst: &TcpStream,
+    ) -> Poll<io::Result<usize>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{direction} copy: {source}")]
+pub(crate) struct CopyError {
+    pub(crate) direction: Direction,
+    #[source]
+    pub(crate) source: io::Error,
+}
+
+/// Copies both ways until both directions have ended. When one direction
+/// reads end of input, the write side of its destination is shut down and
+/// the other direction goes on; an error in either direction ends the copy
+/// at once, and the caller tears down both sockets by dropping them.
+pub(crate) async fn copy_bidirectional<P: Pump>(
+    downstream: &TcpStream,
+    upstream: &TcpStream,
+    inbound: P,
+    outbound: P,
+    mut on_bytes: impl FnMut(Direction, usize),
+) -> Result<(), CopyError> {
+    let mut inbound = Half::new(inbound, Direction::Inbound);
+    let mut outbound = Half::new(outbound, Direction::Outbound);
+    poll_fn(|cx| {
+        let a = inbound.poll_run(cx, downstream, upstream, &mut on_bytes)?;
+        let b = outbound.poll_run(cx, upstream, downstream, &mut on_bytes)?;
+        if a.is_ready() && b.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+struct Half<P> {
+    pump: P,
+    direction: Direction,
+    open: bool,
+}
+
+impl<P: Pump> Half<P> {
+    fn new(pump: P, direction: Direction) -> Self {
+        Half {
+            pump,
+            direction,
+            open: true,
+        }
+    }
+
+    fn poll_run(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &TcpStream,
+        dst: &TcpStream,
+        on_bytes: &mut impl FnMut(Direction, usize),
+    ) -> Poll<Result<(), CopyError>> {
+        let direction = self.direction;
+        let fail = |source| CopyError { direction, source };
+        while self.open {
+            // Readiness waits already yield, but a peer that always has
+            // data would keep this loop busy; the task budget hands the
+            // worker back to other connections now and then.
+            let budget = ready!(coop::poll_proceed(cx));
+            match ready!(self.pump.poll_move(cx, src, dst)) {
+                Ok(0) => {
+                    self.open = false;
+                    SockRef::from(dst).shutdown(Shutdown::Write).map_err(fail)?;
+                }
+                Ok(n) => on_bytes(direction, n),
+                Err(e) => return Poll::Ready(Err(fail(e))),
+            }
+            budget.made_progress();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The pumps of one connection, chosen before the first byte moves and
+/// kept until it ends.
+pub(crate) enum Pumps {
+    #[cfg(target_os = "linux")]
+    Splice(splice::SplicePump, splice::SplicePump),
+    Userspace(userspace::UserspacePump, userspace::UserspacePump),
+}
+
+impl Pumps {
+    /// Splice pumps when wanted and both pipes can be made; otherwise the
+    /// userspace copy, which needs nothing from the kernel.
+    pub(crate) fn new(want_splice: bool) -> Pumps {
+        #[cfg(target_os = "linux")]
+        if want_splice {
+            match (splice::SplicePump::new(), splice::SplicePump::new()) {
+                (Ok(inbound), Ok(outbound)) => return Pumps::Splice(inbound, outbound),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "no pipe for splice, copying in userspace");
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = want_splice;
+        Pumps::Userspace(
+            userspace::UserspacePump::new(),
+            userspace::UserspacePump::new(),
+        )
+    }
+
+    pub(crate) fn is_splice(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Pumps::Splice(..) => true,
+            Pumps::Userspace(..) => false,
+        }
+    }
+
+    pub(crate) async fn run(
+        self,
+        downstream: &TcpStream,
+        upstream: &TcpStream,
+        on_bytes: impl FnMut(Direction, usize),
+    ) -> Result<(), CopyError> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Pumps::Splice(inbound, outbound) => {
+                copy_bidirectional(downstream, upstream, inbound, outbound, on_bytes).await
+            }
+            Pumps::Userspace(inbound, outbound) => {
+                copy_bidirectional(downstream, upstream, inbound, outbound, on_bytes).await
+            }
+        }
+    }
+}
+
+/// Turns a nonblocking attempt into the next pump step: `Ok(None)` after
+/// registering for readiness that has arrived meanwhile (try again),
+/// `Pending` while waiting for it.
+fn retry_after(
+    result: io::Result<usize>,
+    cx: &mut Context<'_>,
+    wait: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<()>>,
+) -> Poll<io::Result<Option<usize>>> {
+    match result {
+        Ok(n) => Poll::Ready(Ok(Some(n))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            ready!(wait(cx))?;
+            Poll::Ready(Ok(None))
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(Ok(None)),
+        Err(e) => Poll::Ready(Err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

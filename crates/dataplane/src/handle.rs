@@ -1,0 +1,113 @@
+//! A running rule and how it ends: listeners close first, connections get
+//! a grace period, then whatever is left is aborted.
+
+use crate::stats::{RuleCounters, RuleStats};
+use portunus_domain::rule::RuleSpec;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+/// The live connections of one rule: tracked so `stop` can wait for them,
+/// and abortable together without touching other rules.
+#[derive(Clone, Default)]
+pub(crate) struct Connections {
+    tracker: TaskTracker,
+    abort: CancellationToken,
+}
+
+impl Connections {
+    /// Runs one connection until it ends or the rule aborts it. Whatever
+    /// the future owns (sockets, counter guards) is dropped either way.
+    pub(crate) fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
+        let abort = self.abort.clone();
+        self.tracker.spawn(async move {
+            if abort.run_until_cancelled(connection).await.is_none() {
+                debug!("connection aborted");
+            }
+        });
+    }
+}
+
+/// A running rule. Dropping the handle without `stop` aborts it at once.
+pub struct RuleHandle {
+    id: String,
+    spec: RuleSpec,
+    counters: Arc<RuleCounters>,
+    /// One accept loop per listen port; each owns its listener.
+    listeners: Vec<JoinHandle<()>>,
+    connections: Connections,
+}
+
+impl RuleHandle {
+    pub(crate) fn new(
+        id: &str,
+        spec: RuleSpec,
+        counters: Arc<RuleCounters>,
+        listeners: Vec<JoinHandle<()>>,
+        connections: Connections,
+    ) -> Self {
+        RuleHandle {
+            id: id.to_string(),
+            spec,
+            counters,
+            listeners,
+            connections,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn spec(&self) -> &RuleSpec {
+        &self.spec
+    }
+
+    pub fn stats(&self) -> RuleStats {
+        self.counters.snapshot()
+    }
+
+    /// Counters that outlive the handle, for tests that watch a stop.
+    #[cfg(test)]
+    pub(crate) fn counters(&self) -> Arc<RuleCounters> {
+        self.counters.clone()
+    }
+
+    /// Closes the listeners now, lets live connections finish for up to
+    /// `drain`, then aborts what is left.
+    pub async fn stop(mut self, drain: Duration) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        // A cancelled task's future, and so its listener, is dropped before
+        // its join handle completes: once this loop ends the ports are free.
+        for listener in self.listeners.drain(..) {
+            if let Err(e) = listener.await {
+                if e.is_panic() {
+                    tracing::warn!(rule = %self.id, "accept loop panicked");
+                }
+            }
+        }
+        let tracker = &self.connections.tracker;
+        tracker.close();
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            debug!(rule = %self.id, left = tracker.len(), "drain over, aborting connections");
+            self.connections.abort.cancel();
+            tracker.wait().await;
+        }
+        debug!(rule = %self.id, "rule stopped");
+    }
+}
+
+impl Drop for RuleHandle {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        self.connections.abort.cancel();
+    }
+}

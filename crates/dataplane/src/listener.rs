@@ -1,0 +1,81 @@
+//! Binding a rule's listen ports, all or none.
+
+use crate::error::{ActivationError, ActivationReason};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use tokio::net::TcpListener;
+
+const BACKLOG: i32 = 1024;
+
+/// Binds every port of `ports` on all IPv4 addresses. If one port fails,
+/// the sockets bound so far are closed before returning, so a failed rule
+/// leaves nothing behind. Must run inside a Tokio runtime.
+pub(crate) fn bind_tcp(ports: RangeInclusive<u16>) -> Result<Vec<TcpListener>, ActivationError> {
+    let mut sockets = Vec::with_capacity(ports.len());
+    for port in ports.clone() {
+        let socket = bind_one(port).map_err(|e| classify_bind_error(port, &e))?;
+        sockets.push(socket);
+    }
+    // Registering with the runtime only after every bind succeeded keeps
+    // the failure path a plain close.
+    sockets
+        .into_iter()
+        .zip(ports)
+        .map(|(socket, port)| {
+            TcpListener::from_std(socket.into()).map_err(|e| {
+                ActivationError::new(
+                    ActivationReason::BindFailed,
+                    format!("tcp port {port}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A listening, nonblocking socket. `SO_REUSEADDR` lets a port be bound
+/// again while old connections linger in TIME_WAIT, yet still fails when
+/// another socket listens there; `SO_REUSEPORT` would hide that.
+fn bind_one(port: u16) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket)
+}
+
+/// Maps a failed bind or listen to the reason reported to the server.
+/// EADDRINUSE can come from `listen` too, when two sockets with
+/// `SO_REUSEADDR` bound the same port.
+pub(crate) fn classify_bind_error(port: u16, error: &io::Error) -> ActivationError {
+    let reason = match error.kind() {
+        io::ErrorKind::AddrInUse => ActivationReason::PortInUse,
+        io::ErrorKind::PermissionDenied => ActivationReason::PermissionDenied,
+        _ => ActivationReason::BindFailed,
+    };
+    ActivationError::new(reason, format!("tcp port {port}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_bind_error_table() {
+        let cases = [
+            (libc::EADDRINUSE, ActivationReason::PortInUse),
+            (libc::EACCES, ActivationReason::PermissionDenied),
+            (libc::EPERM, ActivationReason::PermissionDenied),
+            (libc::EADDRNOTAVAIL, ActivationReason::BindFailed),
+            (libc::EMFILE, ActivationReason::BindFailed),
+            (libc::ENOBUFS, ActivationReason::BindFailed),
+        ];
+        for (errno, want) in cases {
+            let e = classify_bind_error(4242, &io::Error::from_raw_os_error(errno));
+            assert_eq!(e.reason, want, "errno {errno}");
+            assert!(e.detail.contains("4242"), "{}", e.detail);
+        }
+    }
+}

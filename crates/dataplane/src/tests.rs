@@ -1,0 +1,7 @@
+//! Engine tests over real loopback sockets. Ports come from the kernel
+//! (port 0) and waits poll a condition until a deadline.
+
+mod binding;
+mod forwarding;
+mod lifecycle;
+pub(crate) mod support;

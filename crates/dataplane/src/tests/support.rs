@@ -1,0 +1,196 @@
+//! Backends, clients and waiting helpers shared by the engine tests.
+
+use crate::{ActivationReason, Engine, RuleHandle};
+use portunus_domain::rule::{Protocol, RuleSpec, Target};
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Upper bound for anything a test waits on; generous for a loaded CI box.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+
+pub(crate) fn target(addr: SocketAddr, priority: u32) -> Target {
+    Target {
+        host: addr.ip().to_string(),
+        port: u32::from(addr.port()),
+        priority,
+        proxy_protocol: None,
+    }
+}
+
+pub(crate) fn rule(listen_port: u16, targets: Vec<Target>) -> RuleSpec {
+    RuleSpec {
+        listen_port: u32::from(listen_port),
+        listen_port_end: None,
+        protocol: Protocol::Tcp,
+        targets,
+        sni_pattern: None,
+        prefer_ipv6: false,
+        health_check_interval_secs: None,
+        rate_limit: None,
+    }
+}
+
+/// A port nothing listens on right now, as the kernel hands it out.
+pub(crate) fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind probe");
+    probe.local_addr().expect("probe address").port()
+}
+
+/// An address that refuses connections: a port that was just released.
+pub(crate) fn closed_addr() -> SocketAddr {
+    let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind probe");
+    probe.local_addr().expect("probe address")
+}
+
+/// Starts a rule on a port that was free a moment ago, trying again when
+/// something else took it in between.
+pub(crate) async fn start_on_free_port(
+    engine: &Engine,
+    id: &str,
+    spec_for: impl Fn(u16) -> RuleSpec,
+) -> RuleHandle {
+    for _ in 0..20 {
+        match engine.start_rule(id, spec_for(free_port())).await {
+            Ok(handle) => return handle,
+            Err(e) if e.reason == ActivationReason::PortInUse => continue,
+            Err(e) => panic!("start_rule: {e}"),
+        }
+    }
+    panic!("no free port after 20 tries");
+}
+
+/// `n` listeners on consecutive ports of `ip`, found by trying ports the
+/// kernel hands out and their neighbours.
+pub(crate) fn consecutive_listeners(ip: Ipv4Addr, n: u16) -> Vec<std::net::TcpListener> {
+    for _ in 0..200 {
+        let first = std::net::TcpListener::bind((ip, 0)).expect("bind");
+        let start = first.local_addr().expect("address").port();
+        if start.checked_add(n - 1).is_none() {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> = (1..n)
+            .map(|i| std::net::TcpListener::bind((ip, start + i)))
+            .collect();
+        if let Ok(rest) = rest {
+            return std::iter::once(first).chain(rest).collect();
+        }
+    }
+    panic!("no {n} consecutive free ports after 200 tries");
+}
+
+pub(crate) fn port_of(listener: &std::net::TcpListener) -> u16 {
+    listener.local_addr().expect("listener address").port()
+}
+
+pub(crate) fn tokio_listener(listener: std::net::TcpListener) -> TcpListener {
+    listener.set_nonblocking(true).expect("nonblocking");
+    TcpListener::from_std(listener).expect("register listener")
+}
+
+/// Serves every connection of `listener` with `handler` in its own task.
+pub(crate) fn serve<F, Fut>(listener: TcpListener, handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let addr = listener.local_addr().expect("backend address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handler(stream));
+        }
+    });
+    addr
+}
+
+async fn loopback_listener() -> TcpListener {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind backend")
+}
+
+/// Echoes every byte and closes its write side when the peer does.
+pub(crate) async fn echo_backend() -> SocketAddr {
+    serve(loopback_listener().await, |stream| async move {
+        let (mut r, mut w) = stream.into_split();
+        if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+            let _ = w.shutdown().await;
+        }
+    })
+}
+
+/// Reads until the peer shuts its write side, then answers
+/// `seen <n> bytes` and closes: an answer that only exists after EOF.
+pub(crate) async fn counting_backend() -> SocketAddr {
+    serve(loopback_listener().await, |mut stream| async move {
+        let mut sink = Vec::new();
+        if stream.read_to_end(&mut sink).await.is_ok() {
+            let _ = stream.write_all(answer_for(sink.len()).as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    })
+}
+
+pub(crate) fn answer_for(n: usize) -> String {
+    format!("seen {n} bytes")
+}
+
+pub(crate) async fn connect(port: u16) -> TcpStream {
+    TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .await
+        .expect("connect to the rule")
+}
+
+/// Deterministic bytes that differ from offset to offset, so a reordered
+/// or dropped chunk shows.
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Polls `condition` until it holds, failing the test at the deadline.
+pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Awaits `future`, failing the test at the deadline.
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// True once the peer has closed: a read returns end of input or an error.
+pub(crate) async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Sends `msg` and reads the same number of bytes back.
+pub(crate) async fn round_trip(stream: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    stream.write_all(msg).await.expect("write");
+    let mut back = vec![0u8; msg.len()];
+    stream.read_exact(&mut back).await.expect("read echo");
+    back
+}
