@@ -77,9 +77,9 @@ impl RuleHandle {
         self.counters.clone()
     }
 
-    /// Closes the listeners now, lets live connections finish for up to
-    /// `drain`, then aborts what is left.
-    pub async fn stop(mut self, drain: Duration) {
+    /// Closes every listener of the rule and returns once its ports are
+    /// free to bind again. Live connections keep running. Idempotent.
+    pub async fn close_listeners(&mut self) {
         for listener in &self.listeners {
             listener.abort();
         }
@@ -92,6 +92,12 @@ impl RuleHandle {
                 }
             }
         }
+    }
+
+    /// Closes the listeners now, lets live connections finish for up to
+    /// `drain`, then aborts what is left.
+    pub async fn stop(mut self, drain: Duration) {
+        self.close_listeners().await;
         let tracker = &self.connections.tracker;
         tracker.close();
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {

@@ -44,7 +44,9 @@ impl Endpoint {
         if input.contains('[') || input.matches(':').count() > 1 {
             return Err(invalid("IPv6 literals are not supported"));
         }
-        let (host, port) = input.rsplit_once(':').ok_or_else(|| invalid("missing port"))?;
+        let (host, port) = input
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing port"))?;
         let port = match port.parse::<u16>() {
             Ok(p) if p != 0 && !port.starts_with('+') => p,
             _ => return Err(invalid("port must be 1-65535")),

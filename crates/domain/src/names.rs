@@ -34,8 +34,7 @@ pub fn validate_user_id(id: &str) -> Result<(), DomainError> {
     let ok = !b.is_empty()
         && b.len() <= 32
         && b[0].is_ascii_lowercase()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'));
     if ok {
         Ok(())
@@ -61,7 +60,9 @@ pub fn is_dns_name(host: &str) -> bool {
             && b[0] != b'-'
             && b[b.len() - 1] != b'-'
             && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-    }) && !host.split('.').all(|l| l.bytes().all(|c| c.is_ascii_digit()))
+    }) && !host
+        .split('.')
+        .all(|l| l.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A bare host with no port: a DNS name or an IP literal (IPv6 without
@@ -98,7 +99,15 @@ mod tests {
         for ok in ["admin", "a", "ops_team-2", &format!("a{}", "b".repeat(31))] {
             assert!(validate_user_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "_superadmin", "_legacy", "Admin", "1abc", "a.b", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "_superadmin",
+            "_legacy",
+            "Admin",
+            "1abc",
+            "a.b",
+            &"a".repeat(33),
+        ] {
             assert!(validate_user_id(bad).is_err(), "{bad}");
         }
     }
@@ -108,7 +117,9 @@ mod tests {
         for ok in ["localhost", "a.example.com", "x-1.y", "example.com."] {
             assert!(is_dns_name(ok), "{ok}");
         }
-        for bad in ["", "-a.com", "a-.com", "a..b", "a_b.com", "1.2.3.4", "a b", "a:1"] {
+        for bad in [
+            "", "-a.com", "a-.com", "a..b", "a_b.com", "1.2.3.4", "a b", "a:1",
+        ] {
             assert!(!is_dns_name(bad), "{bad}");
         }
         assert!(validate_bare_host("address", "203.0.113.9").is_ok());

@@ -120,8 +120,16 @@ impl RateLimit {
             }
         }
         let pairs = [
-            ("bandwidth_in", self.bandwidth_in_bps, self.bandwidth_in_burst),
-            ("bandwidth_out", self.bandwidth_out_bps, self.bandwidth_out_burst),
+            (
+                "bandwidth_in",
+                self.bandwidth_in_bps,
+                self.bandwidth_in_burst,
+            ),
+            (
+                "bandwidth_out",
+                self.bandwidth_out_bps,
+                self.bandwidth_out_burst,
+            ),
             (
                 "new_connections",
                 self.new_connections_per_sec,
@@ -301,7 +309,10 @@ impl RuleSpec {
             return Err(DomainError::field(
                 ErrorCode::TargetCount,
                 "targets",
-                format!("{} targets given, 1-{MAX_TARGETS} allowed", self.targets.len()),
+                format!(
+                    "{} targets given, 1-{MAX_TARGETS} allowed",
+                    self.targets.len()
+                ),
             ));
         }
         for (i, t) in self.targets.iter().enumerate() {
@@ -311,7 +322,11 @@ impl RuleSpec {
                 return Err(DomainError::field(
                     ErrorCode::RangeInvalid,
                     &format!("targets[{i}].port"),
-                    format!("target window {}-{} passes 65535", t.port, t.port + width - 1),
+                    format!(
+                        "target window {}-{} passes 65535",
+                        t.port,
+                        t.port + width - 1
+                    ),
                 ));
             }
             if t.priority > MAX_PRIORITY {
@@ -373,7 +388,10 @@ pub fn check_listen_conflict<'a>(
         DomainError::field(
             ErrorCode::ListenPortConflict,
             "listen_port",
-            format!("{} port {port} is already used by another rule on this client", new.protocol.as_str()),
+            format!(
+                "{} port {port} is already used by another rule on this client",
+                new.protocol.as_str()
+            ),
         )
     };
     let mut plain_present = false;
@@ -382,9 +400,8 @@ pub fn check_listen_conflict<'a>(
         if !rule.overlaps(new) {
             continue;
         }
-        let shared_single_tcp = new.protocol == Protocol::Tcp
-            && !new.is_range()
-            && !rule.is_range();
+        let shared_single_tcp =
+            new.protocol == Protocol::Tcp && !new.is_range() && !rule.is_range();
         if !shared_single_tcp {
             return Err(clash(new.listen_port.max(rule.listen_port)));
         }
@@ -404,7 +421,10 @@ pub fn check_listen_conflict<'a>(
         (true, false, true) => Err(DomainError::field(
             ErrorCode::LegacyToSniUnsupported,
             "sni_pattern",
-            format!("port {} already forwards plain TCP; remove that rule before routing by SNI", new.listen_port),
+            format!(
+                "port {} already forwards plain TCP; remove that rule before routing by SNI",
+                new.listen_port
+            ),
         )),
         (true, _, false) => Err(clash(new.listen_port)),
         _ => Ok(()),

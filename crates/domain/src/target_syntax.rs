@@ -44,9 +44,8 @@ pub struct TargetArg {
 
 /// `host:port[@prio]` or `host:start-end`; IPv6 hosts in brackets.
 pub fn parse_target(s: &str) -> Result<TargetArg, DomainError> {
-    let invalid = |why: &str| {
-        DomainError::field(ErrorCode::InvalidTarget, "target", format!("{s:?}: {why}"))
-    };
+    let invalid =
+        |why: &str| DomainError::field(ErrorCode::InvalidTarget, "target", format!("{s:?}: {why}"));
     let (addr, priority) = match s.rsplit_once('@') {
         Some((addr, prio)) => {
             let p = prio.parse::<u32>().map_err(|_| {
@@ -61,11 +60,17 @@ pub fn parse_target(s: &str) -> Result<TargetArg, DomainError> {
         None => (s, None),
     };
     let (host, ports) = if let Some(rest) = addr.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| invalid("unclosed '['"))?;
-        let ports = after.strip_prefix(':').ok_or_else(|| invalid("missing :port"))?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("unclosed '['"))?;
+        let ports = after
+            .strip_prefix(':')
+            .ok_or_else(|| invalid("missing :port"))?;
         (host, ports)
     } else {
-        let (host, ports) = addr.rsplit_once(':').ok_or_else(|| invalid("missing :port"))?;
+        let (host, ports) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing :port"))?;
         if host.contains(':') {
             return Err(invalid("write IPv6 hosts in brackets, e.g. [::1]:80"));
         }
@@ -91,22 +96,43 @@ mod tests {
     #[test]
     fn ports() {
         assert_eq!(parse_ports("l", "8080").unwrap(), (8080, None));
-        assert_eq!(parse_ports("l", "30000-30050").unwrap(), (30000, Some(30050)));
-        assert_eq!(parse_ports("l", "0").unwrap_err().code, ErrorCode::InvalidPort);
-        assert_eq!(parse_ports("l", "9-8").unwrap_err().code, ErrorCode::RangeInvalid);
-        assert_eq!(parse_ports("l", "x").unwrap_err().code, ErrorCode::InvalidPort);
+        assert_eq!(
+            parse_ports("l", "30000-30050").unwrap(),
+            (30000, Some(30050))
+        );
+        assert_eq!(
+            parse_ports("l", "0").unwrap_err().code,
+            ErrorCode::InvalidPort
+        );
+        assert_eq!(
+            parse_ports("l", "9-8").unwrap_err().code,
+            ErrorCode::RangeInvalid
+        );
+        assert_eq!(
+            parse_ports("l", "x").unwrap_err().code,
+            ErrorCode::InvalidPort
+        );
     }
 
     #[test]
     fn targets() {
         let t = parse_target("10.0.0.5:80").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.port_end, t.priority), ("10.0.0.5", 80, None, None));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.port_end, t.priority),
+            ("10.0.0.5", 80, None, None)
+        );
         let t = parse_target("backup.example.com:443@2").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.priority), ("backup.example.com", 443, Some(2)));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.priority),
+            ("backup.example.com", 443, Some(2))
+        );
         let t = parse_target("host:30000-30050").unwrap();
         assert_eq!((t.port, t.port_end), (30000, Some(30050)));
         let t = parse_target("[::1]:8080@3").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.priority), ("::1", 8080, Some(3)));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.priority),
+            ("::1", 8080, Some(3))
+        );
         for (bad, code) in [
             ("host", ErrorCode::InvalidTarget),
             (":80", ErrorCode::InvalidTarget),

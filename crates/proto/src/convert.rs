@@ -76,7 +76,12 @@ pub fn rule_from_pb(rule: &pb::Rule) -> Result<(String, String, RuleSpec), WireE
             Ok(pb::ProxyProtocol::None) => None,
             Ok(pb::ProxyProtocol::V1) => Some(ProxyProtocol::V1),
             Ok(pb::ProxyProtocol::V2) => Some(ProxyProtocol::V2),
-            Err(_) => return Err(WireError(format!("unknown proxy protocol {}", t.proxy_protocol))),
+            Err(_) => {
+                return Err(WireError(format!(
+                    "unknown proxy protocol {}",
+                    t.proxy_protocol
+                )))
+            }
         };
         targets.push(Target {
             host: t.host.clone(),
@@ -111,13 +116,26 @@ mod tests {
             listen_port_end: Some(30050),
             protocol: Protocol::Tcp,
             targets: vec![
-                Target { host: "a.example".into(), port: 40000, priority: 1, proxy_protocol: Some(ProxyProtocol::V2) },
-                Target { host: "::1".into(), port: 40000, priority: 2, proxy_protocol: None },
+                Target {
+                    host: "a.example".into(),
+                    port: 40000,
+                    priority: 1,
+                    proxy_protocol: Some(ProxyProtocol::V2),
+                },
+                Target {
+                    host: "::1".into(),
+                    port: 40000,
+                    priority: 2,
+                    proxy_protocol: None,
+                },
             ],
             sni_pattern: None,
             prefer_ipv6: true,
             health_check_interval_secs: Some(10),
-            rate_limit: Some(RateLimit { bandwidth_in_bps: Some(1000), ..Default::default() }),
+            rate_limit: Some(RateLimit {
+                bandwidth_in_bps: Some(1000),
+                ..Default::default()
+            }),
         };
         let wire = rule_to_pb("r1", "alice", &spec);
         let (id, owner, back) = rule_from_pb(&wire).unwrap();
@@ -127,11 +145,25 @@ mod tests {
 
     #[test]
     fn rejects_unknown_enum() {
-        let mut wire = rule_to_pb("r", "o", &RuleSpec {
-            listen_port: 1, listen_port_end: None, protocol: Protocol::Udp,
-            targets: vec![Target { host: "h".into(), port: 1, priority: 1, proxy_protocol: None }],
-            sni_pattern: None, prefer_ipv6: false, health_check_interval_secs: None, rate_limit: None,
-        });
+        let mut wire = rule_to_pb(
+            "r",
+            "o",
+            &RuleSpec {
+                listen_port: 1,
+                listen_port_end: None,
+                protocol: Protocol::Udp,
+                targets: vec![Target {
+                    host: "h".into(),
+                    port: 1,
+                    priority: 1,
+                    proxy_protocol: None,
+                }],
+                sni_pattern: None,
+                prefer_ipv6: false,
+                health_check_interval_secs: None,
+                rate_limit: None,
+            },
+        );
         wire.protocol = 99;
         assert!(rule_from_pb(&wire).is_err());
     }

@@ -1,0 +1,103 @@
+//! The command line. Without a subcommand the binary runs the daemon.
+
+use crate::logging::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portunus-client",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Redeem a one-time enrollment URI and write the credential bundle.
+    Enroll {
+        /// portunus://<host>:<port>/enroll?pin=sha256:<hex>&code=<code>[&cert=<base64url DER>]
+        uri: String,
+        /// Where to write the bundle [default: $XDG_CONFIG_HOME/portunus/client.bundle.json,
+        /// else $HOME/.config/portunus/client.bundle.json]
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Credential bundle [default: $PORTUNUS_CLIENT_BUNDLE, then
+    /// $XDG_CONFIG_HOME/portunus/client.bundle.json, then
+    /// $HOME/.config/portunus/client.bundle.json, then ./client.bundle.json]
+    #[arg(long, value_name = "PATH")]
+    pub bundle: Option<PathBuf>,
+    /// Upper bound of the first reconnect delay; it doubles per failed attempt.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconnect_initial_delay_ms: u64,
+    /// Cap of the reconnect delay.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconnect_max_delay_secs: u64,
+    /// How long live connections may finish after a rule is removed or the
+    /// client is asked to stop.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub shutdown_drain_timeout_secs: u64,
+    /// How often cumulative counters are sent to the server.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_report_interval_secs: u64,
+    /// Format of the log lines on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_subcommand() {
+        let cli = Cli::try_parse_from(["portunus-client"]).unwrap();
+        assert!(cli.command.is_none());
+        let d = cli.daemon;
+        assert_eq!(
+            (
+                d.reconnect_initial_delay_ms,
+                d.reconnect_max_delay_secs,
+                d.shutdown_drain_timeout_secs,
+                d.stats_report_interval_secs
+            ),
+            (500, 30, 30, 5)
+        );
+        assert_eq!(d.log_format, LogFormat::Json);
+
+        let cli = Cli::try_parse_from([
+            "portunus-client",
+            "enroll",
+            "portunus://h:1/enroll",
+            "--out",
+            "/tmp/b.json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Enroll { out: Some(_), .. })
+        ));
+
+        assert!(
+            Cli::try_parse_from(["portunus-client", "--stats-report-interval-secs", "0"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["portunus-client", "--bundle", "x", "enroll", "u"]).is_err());
+    }
+}
