@@ -22,9 +22,12 @@ fn code(spec: &RuleSpec) -> Option<ErrorCode> {
     spec.validate(&Limits::default()).err().map(|e| e.code)
 }
 
+/// A named change to a valid spec, and the code validation must answer.
+type Case = (&'static str, Box<dyn Fn(&mut RuleSpec)>, Option<ErrorCode>);
+
 #[test]
 fn validation_table() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RuleSpec)>, Option<ErrorCode>)> = vec![
+    let cases: Vec<Case> = vec![
         ("plain", Box::new(|_| {}), None),
         (
             "port 0",
