@@ -299,6 +299,24 @@ pub fn run_server_cli(dir: &Path, url: Option<&str>, token: Option<&str>, args: 
         .expect("run portunus-server")
 }
 
+/// Like `run_server_cli` (no server URL, no token), with `input` on stdin.
+pub fn run_server_cli_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(bin("portunus-server"));
+    clean_env(&mut cmd, dir);
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run portunus-server");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("wait for portunus-server")
+}
+
 /// `portunus-client` with a clean environment and HOME at `home`.
 pub fn client_cmd(home: &Path) -> Command {
     let mut cmd = Command::new(bin("portunus-client"));

@@ -1,11 +1,45 @@
-//! Ways the first superadmin comes to exist without the Web onboarding:
-//! `bootstrap-superadmin` and the legacy `operator_token` config key.
+//! How the first superadmin comes to exist: the setup token that opens
+//! Web onboarding, `bootstrap-superadmin`, and the legacy `operator_token`
+//! config key.
 
 use crate::secrets::{hash_token, new_token};
-use crate::store::{users, write_tx, StoreResult};
+use crate::store::{now, onboarding, users, write_tx, StoreResult};
 use portunus_domain::names::{RESERVED_LEGACY, RESERVED_SUPERADMIN};
 use portunus_domain::{DomainError, ErrorCode};
 use rusqlite::Connection;
+
+/// How long a setup token lives, in seconds.
+pub const SETUP_TOKEN_TTL_SECS: i64 = 30 * 60;
+
+/// What precedes the setup token on `serve`'s stderr; tests look for it.
+pub const SETUP_TOKEN_BANNER: &str = "First-run setup token (valid 30 minutes):";
+
+/// Replaces the setup token with a fresh one and returns it; only its hash
+/// is stored. Refuses once an active superadmin exists.
+pub fn rotate_setup_token(conn: &mut Connection) -> StoreResult<String> {
+    let token = new_token();
+    let hash = hash_token(&token);
+    write_tx(conn, |tx| {
+        if users::has_active_superadmin(tx)? {
+            return Err(DomainError::new(
+                ErrorCode::SuperadminExists,
+                "a superadmin exists; onboarding is closed",
+            )
+            .into());
+        }
+        onboarding::set(tx, &hash, now() + SETUP_TOKEN_TTL_SECS)
+    })?;
+    Ok(token)
+}
+
+/// Prints the setup token on stderr, outside the structured log, so it
+/// reaches the operator without entering log pipelines.
+pub fn announce_setup_token(token: &str, http: std::net::SocketAddr) {
+    eprintln!("{SETUP_TOKEN_BANNER} {token}");
+    eprintln!(
+        "Complete onboarding in the Web UI at http://{http}/ or with POST /v1/auth/onboarding."
+    );
+}
 
 /// Mints `_superadmin` and returns its API token (shown once). Refuses when
 /// any active superadmin exists.
@@ -69,6 +103,29 @@ mod tests {
                 let again = bootstrap_superadmin(c, "Admin").unwrap_err();
                 assert_eq!(DomainError::from(again).code, ErrorCode::SuperadminExists);
                 assert!(!legacy_operator_token(c, "whatever")?);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn setup_token_rotates_until_a_superadmin_exists() {
+        let (_d, store) = test_store();
+        store
+            .blocking(|c| {
+                let a = rotate_setup_token(c)?;
+                let b = rotate_setup_token(c)?;
+                assert_ne!(a, b);
+                assert!(!onboarding::matches(c, &hash_token(&a), now())?);
+                assert!(onboarding::matches(c, &hash_token(&b), now())?);
+                assert!(!onboarding::matches(
+                    c,
+                    &hash_token(&b),
+                    now() + SETUP_TOKEN_TTL_SECS
+                )?);
+                bootstrap_superadmin(c, "Admin")?;
+                let e = rotate_setup_token(c).unwrap_err();
+                assert_eq!(DomainError::from(e).code, ErrorCode::SuperadminExists);
                 Ok(())
             })
             .unwrap();

@@ -38,7 +38,6 @@ pub struct Config {
     pub operator_http_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     /// Origin for CSRF checks and the session cookie's `Secure` flag.
-    #[allow(dead_code)]
     pub operator_http_public_origin: Option<String>,
     pub tls_cert_path: PathBuf,
     pub tls_key_path: PathBuf,

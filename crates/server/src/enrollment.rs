@@ -35,6 +35,20 @@ pub fn enroll_uri(endpoint: &str, pin: &str, code: &str) -> String {
     format!("portunus://{endpoint}/enroll?pin=sha256:{pin}&code={code}")
 }
 
+/// Checks the operator's input, so a bad request is reported as such
+/// before the advertised endpoint is resolved.
+pub fn validate_request(
+    name: &str,
+    address: Option<&str>,
+    ttl_secs: Option<i64>,
+) -> Result<(), DomainError> {
+    validate_client_name(name)?;
+    if let Some(a) = address {
+        validate_bare_host("address", a)?;
+    }
+    validate_ttl(ttl_secs.unwrap_or(DEFAULT_TTL_SECS))
+}
+
 /// Creates (or reuses) the client and a fresh enrollment that supersedes
 /// its unredeemed ones. `endpoint` is the advertised endpoint resolved now;
 /// it is stored and replayed verbatim at redeem.
@@ -46,12 +60,8 @@ pub fn create(
     endpoint: &str,
     pin: &str,
 ) -> StoreResult<Created> {
-    validate_client_name(name)?;
-    if let Some(a) = address {
-        validate_bare_host("address", a)?;
-    }
+    validate_request(name, address, ttl_secs)?;
     let ttl = ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-    validate_ttl(ttl)?;
     let code = new_token();
     let (client, enrollment) = write_tx(conn, |tx| {
         let client = clients::ensure(tx, name, address)?;

@@ -3,6 +3,7 @@
 
 mod advertised;
 mod api;
+mod audit;
 mod authz;
 mod bootstrap;
 mod cli;
@@ -11,12 +12,16 @@ mod control;
 mod datadir;
 mod enrollment;
 mod logging;
+mod maintenance;
 mod metrics;
+mod passwords;
+mod san;
 mod secrets;
 mod serve;
 mod state;
 mod stats;
 mod store;
+mod throttle;
 mod timefmt;
 mod tls;
 

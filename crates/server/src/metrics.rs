@@ -15,9 +15,24 @@ pub struct RuleLabels {
     pub owner: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub outcome: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub clients_connected: Gauge,
+    auth_failures: Family<ReasonLabels, Counter>,
+    operator_requests: Family<RequestLabels, Counter>,
+    /// Audit rows lost because the queue was full or the store failed.
+    pub audit_dropped: Counter,
     rule_bytes_in: Family<RuleLabels, Counter>,
     rule_bytes_out: Family<RuleLabels, Counter>,
     rule_active_connections: Family<RuleLabels, Gauge>,
@@ -49,6 +64,9 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             clients_connected: Gauge::default(),
+            auth_failures: Family::default(),
+            operator_requests: Family::default(),
+            audit_dropped: Counter::default(),
             rule_bytes_in: Family::default(),
             rule_bytes_out: Family::default(),
             rule_active_connections: Family::default(),
@@ -64,6 +82,21 @@ impl Metrics {
             "portunus_clients_connected",
             "Edge clients with a live control stream",
             m.clients_connected.clone(),
+        );
+        registry.register(
+            "portunus_auth_failures",
+            "Failed operator authentications and password checks, by reason",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "portunus_operator_requests",
+            "Operator API requests, by outcome (allow/deny) and reason (error code or ok)",
+            m.operator_requests.clone(),
+        );
+        registry.register(
+            "portunus_audit_dropped",
+            "Audit rows dropped because the audit queue was full or the store failed",
+            m.audit_dropped.clone(),
         );
         registry.register(
             "portunus_rule_bytes_in",
@@ -111,6 +144,23 @@ impl Metrics {
             m.rule_flows_dropped_overflow.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    pub fn auth_failure(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn operator_request(&self, outcome: &str, reason: &str) {
+        self.operator_requests
+            .get_or_create(&RequestLabels {
+                outcome: outcome.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Folds a cumulative report into the series.
@@ -240,5 +290,22 @@ mod tests {
         );
         m.remove_rule(&l);
         assert!(!m.encode().contains("r1"));
+    }
+
+    #[test]
+    fn access_series() {
+        let m = Metrics::new();
+        m.auth_failure("invalid_password");
+        m.auth_failure("invalid_password");
+        m.operator_request("deny", "not_owner");
+        m.audit_dropped.inc();
+        let text = m.encode();
+        for want in [
+            r#"portunus_auth_failures_total{reason="invalid_password"} 2"#,
+            r#"portunus_operator_requests_total{outcome="deny",reason="not_owner"} 1"#,
+            "portunus_audit_dropped_total 1",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Overrides `log_format` of server.toml.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Serve from a data dir on NFS, tmpfs or ramfs anyway (tests, containers).
+    #[arg(long, env = "PORTUNUS_ALLOW_UNSAFE_DATA_DIR", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unsafe_data_dir: bool,
 }
 
 /// Opens the store of a data dir, turning schema and format problems into
@@ -78,6 +81,11 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     file.advertised_endpoint = args.advertised_endpoint.or(file.advertised_endpoint);
     let config = file.resolve(data_dir)?;
     logging::init(config.log_format, "info");
+    use crate::maintenance::fscheck;
+    if let fscheck::Verdict::Allowed(reason) = fscheck::check(data_dir, args.allow_unsafe_data_dir)?
+    {
+        tracing::warn!(data_dir = %data_dir.display(), "the data dir is on {reason}; serving anyway as allowed");
+    }
 
     if tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)? {
         tracing::info!(cert = %config.tls_cert_path.display(), "generated a self-signed server certificate");
@@ -90,6 +98,10 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         }
     }
     let bootstrapped = store.blocking(|c| users::has_active_superadmin(c))?;
+    let setup_token = match bootstrapped {
+        true => None,
+        false => Some(store.blocking(bootstrap::rotate_setup_token)?),
+    };
 
     let control = bind(config.control_listen, "control").await?;
     let http = bind(config.operator_http_listen, "operator HTTP").await?;
@@ -98,7 +110,15 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let http_addr = http.local_addr()?;
     let metrics_addr = metrics.local_addr()?;
 
-    let resolver = EndpointResolver::new(config.advertised_endpoint.clone(), control_addr.port());
+    let resolver = EndpointResolver::new(
+        config.advertised_endpoint.clone(),
+        crate::san::SanSet::of_served(&material.leaf_der),
+        control_addr.port(),
+    );
+    let stored = store.blocking(|c| {
+        crate::store::settings::get(c, crate::store::settings::ADVERTISED_ENDPOINT)
+    })?;
+    resolver.log_startup(stored.as_deref());
     let drain = Duration::from_secs(config.shutdown_drain_timeout_secs);
     let state: Shared = Arc::new(ServerState::new(
         store,
@@ -131,15 +151,22 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         );
     let grpc = tokio::spawn(grpc);
     let http_srv = tokio::spawn(
-        axum::serve(http, api::router(state.clone()).into_make_service())
-            .with_graceful_shutdown(stopped())
-            .into_future(),
+        axum::serve(
+            http,
+            api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped())
+        .into_future(),
     );
     let metrics_srv = tokio::spawn(
         axum::serve(metrics, api::metrics_router(state.clone()))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
+    // Before "listening", so whoever waits for that line has the token.
+    if let Some(token) = setup_token {
+        bootstrap::announce_setup_token(&token, http_addr);
+    }
     tracing::info!(
         control = %control_addr,
         operator_http = %http_addr,
@@ -161,6 +188,12 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     };
     if tokio::time::timeout(drain, all).await.is_err() {
         tracing::warn!("drain timeout reached; exiting with requests in flight");
+    }
+    if tokio::time::timeout(Duration::from_secs(2), state.audit.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit rows still queued at exit were not stored");
     }
     Ok(())
 }

@@ -19,6 +19,10 @@ pub struct ServerState {
     /// SHA-256 of the served leaf certificate, as clients pin it.
     pub tls_pin: String,
     pub endpoints: EndpointResolver,
+    /// Queue of audit rows towards their writer task.
+    pub audit: crate::audit::AuditSink,
+    /// Failure counts of the password-guessing routes.
+    pub throttle: crate::throttle::Throttle,
     /// Latches once a superadmin exists; the last one cannot be removed.
     bootstrapped: AtomicBool,
 }
@@ -33,11 +37,15 @@ impl ServerState {
         endpoints: EndpointResolver,
         bootstrapped: bool,
     ) -> ServerState {
+        let metrics = Metrics::new();
+        let audit = crate::audit::AuditSink::start(store.clone(), metrics.audit_dropped.clone());
         ServerState {
             store,
             registry: Registry::default(),
             stats: StatsBoard::default(),
-            metrics: Metrics::new(),
+            metrics,
+            audit,
+            throttle: Default::default(),
             config,
             tls_pin,
             endpoints,

@@ -20,6 +20,20 @@ fn help_lists_the_documented_subcommands() {
         "remove-rule",
         "list-rules",
         "rule-stats",
+        "onboarding-token",
+        "user-add",
+        "user-list",
+        "user-get",
+        "user-remove",
+        "reset-password",
+        "credential-issue",
+        "credential-list",
+        "credential-revoke",
+        "credential-rotate",
+        "grant-add",
+        "grant-list",
+        "grant-revoke",
+        "audit",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }

@@ -2,6 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
+use super::settings::RequestHost;
 use super::views::ClientView;
 use crate::authz::require_superadmin;
 use crate::enrollment;
@@ -34,14 +35,16 @@ async fn create_enrollment(
     name: String,
     address: Option<String>,
     ttl: Option<i64>,
+    host: Option<String>,
 ) -> ApiResult<enrollment::Created> {
+    enrollment::validate_request(&name, address.as_deref(), ttl)?;
     let resolver = state.endpoints.clone();
     let pin = state.tls_pin.clone();
     let created = state
         .store
         .call(move |conn| {
             let over = settings::get(conn, settings::ADVERTISED_ENDPOINT)?;
-            let endpoint = resolver.resolve(over.as_deref())?;
+            let endpoint = resolver.resolve_for_request(over.as_deref(), host.as_deref())?;
             enrollment::create(
                 conn,
                 &name,
@@ -58,10 +61,11 @@ async fn create_enrollment(
 pub async fn enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
+    RequestHost(host): RequestHost,
     ApiJson(body): ApiJson<EnrollBody>,
 ) -> ApiResult<(StatusCode, Json<enrollment::Created>)> {
     require_superadmin(&actor)?;
-    let created = create_enrollment(&state, body.name, body.address, body.ttl_secs).await?;
+    let created = create_enrollment(&state, body.name, body.address, body.ttl_secs, host).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -69,6 +73,7 @@ pub async fn re_enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
+    RequestHost(host): RequestHost,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<enrollment::Created>)> {
     require_superadmin(&actor)?;
@@ -81,7 +86,7 @@ pub async fn re_enroll(
             .ttl_secs
     };
     let client = state.store.call(move |c| clients::get(c, &id)).await?;
-    let created = create_enrollment(&state, client.name, None, ttl).await?;
+    let created = create_enrollment(&state, client.name, None, ttl, host).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

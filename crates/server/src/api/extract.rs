@@ -50,3 +50,45 @@ where
 fn query_reason(e: &QueryRejection) -> String {
     format!("query string: {}", e.body_text())
 }
+
+/// JSON for bodies that carry a password or token: a rejection names the
+/// expected shape but never echoes the parser's view of the input.
+pub struct SecretJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for SecretJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(SecretJson(v)),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "request body: not the expected JSON object (HTTP {})",
+                    e.status().as_u16()
+                ),
+            )),
+        }
+    }
+}
+
+/// The peer address of the request, for per-source throttling. Without
+/// connection info (in-process tests) it is the unspecified address.
+pub struct SourceIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Ok(SourceIp(ip))
+    }
+}

@@ -1,11 +1,19 @@
 //! The operator HTTP API (`/v1`). Public routes are listed here; every other
 //! route passes the authentication layer.
 
+mod audit;
 mod auth;
 mod clients;
+mod credentials;
 pub mod error;
 mod extract;
+mod grants;
+#[cfg(test)]
+mod route_table;
 pub mod rules;
+mod session;
+mod settings;
+mod users;
 mod views;
 
 use crate::authz::require_superadmin;
@@ -38,13 +46,88 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/rules/{id}", get(rules::get).delete(rules::delete))
         .route("/v1/rules/{id}/stats", get(rules::stats))
         .route("/v1/metrics", get(metrics_mirror))
+        .route(
+            "/v1/settings/advertised-endpoint",
+            get(settings::get_advertised_endpoint).put(settings::put_advertised_endpoint),
+        )
+        .route("/v1/auth/logout", post(session::logout))
+        .route("/v1/users/me", get(users::me))
+        .route("/v1/users/me/password", post(users::change_own_password))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route(
+            "/v1/users/{id}",
+            get(users::get).patch(users::update).delete(users::remove),
+        )
+        .route("/v1/users/{id}/password", post(users::reset_password))
+        .route(
+            "/v1/users/{id}/credentials",
+            post(credentials::issue).get(credentials::list),
+        )
+        .route(
+            "/v1/users/{id}/credentials/{cid}",
+            axum::routing::delete(credentials::revoke),
+        )
+        .route(
+            "/v1/users/{id}/credentials/{cid}/rotate",
+            post(credentials::rotate),
+        )
+        .route("/v1/grants", post(grants::create).get(grants::list))
+        .route("/v1/grants/{id}", axum::routing::delete(grants::revoke))
+        .route("/v1/audit", get(audit::list))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/v1/auth/status", get(auth_status))
+        .route("/v1/auth/onboarding", post(session::onboarding))
+        .route("/v1/auth/login", post(session::login))
         .merge(protected)
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), crate::audit::layer))
         .with_state(state)
 }
+
+/// Every `/v1` route as `(method, path, public)`. Public routes need no
+/// credentials; every other one answers 401 without them (503 before the
+/// first superadmin exists). A unit test holds the router to this list,
+/// and the process-level access tests walk it.
+#[cfg_attr(not(test), allow(dead_code))] // Read by the route-table test only.
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/v1/auth/status", true),
+    ("POST", "/v1/auth/onboarding", true),
+    ("POST", "/v1/auth/login", true),
+    ("POST", "/v1/auth/logout", false),
+    ("GET", "/v1/users/me", false),
+    ("POST", "/v1/users/me/password", false),
+    ("POST", "/v1/users", false),
+    ("GET", "/v1/users", false),
+    ("GET", "/v1/users/{id}", false),
+    ("PATCH", "/v1/users/{id}", false),
+    ("DELETE", "/v1/users/{id}", false),
+    ("POST", "/v1/users/{id}/password", false),
+    ("POST", "/v1/users/{id}/credentials", false),
+    ("GET", "/v1/users/{id}/credentials", false),
+    ("DELETE", "/v1/users/{id}/credentials/{cid}", false),
+    ("POST", "/v1/users/{id}/credentials/{cid}/rotate", false),
+    ("POST", "/v1/grants", false),
+    ("GET", "/v1/grants", false),
+    ("DELETE", "/v1/grants/{id}", false),
+    ("GET", "/v1/audit", false),
+    ("POST", "/v1/client-enrollments", false),
+    ("GET", "/v1/clients", false),
+    ("GET", "/v1/clients/{id}", false),
+    ("PUT", "/v1/clients/{id}", false),
+    ("DELETE", "/v1/clients/{id}", false),
+    ("PATCH", "/v1/clients/{id}/name", false),
+    ("POST", "/v1/clients/{id}/enrollment", false),
+    ("POST", "/v1/clients/{id}/revoke", false),
+    ("POST", "/v1/rules", false),
+    ("GET", "/v1/rules", false),
+    ("GET", "/v1/rules/{id}", false),
+    ("DELETE", "/v1/rules/{id}", false),
+    ("GET", "/v1/rules/{id}/stats", false),
+    ("GET", "/v1/metrics", false),
+    ("GET", "/v1/settings/advertised-endpoint", false),
+    ("PUT", "/v1/settings/advertised-endpoint", false),
+];
 
 async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
     let bootstrapped = state.is_bootstrapped()

@@ -10,7 +10,7 @@ use crate::control::registry::Outcome;
 use crate::state::Shared;
 use crate::store::rules::{self, RuleRow, RuleState};
 use crate::store::users::Actor;
-use crate::store::{clients, write_tx};
+use crate::store::{clients, grants, write_tx};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -83,22 +83,33 @@ pub async fn create(
     let (client_ref, mut spec) = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
-    let client = state
+    let user = actor.clone();
+    let (client, grants) = state
         .store
-        .call(move |c| clients::get(c, &client_ref))
+        .call(move |c| {
+            let client = clients::get(c, &client_ref)?;
+            Ok((client, grants::for_actor(c, &user)?))
+        })
         .await?;
-    authz::may_push(&actor, &client.name, &spec)?;
+    authz::may_push(&actor, (&client.id, &client.name), &spec, &grants)?;
     if state.registry.info(&client.id).is_none() {
         return Err(ApiError::new(
             ErrorCode::ClientNotConnected,
             format!("client {:?} is not connected", client.name),
         ));
     }
-    let owner = actor.user_id.clone();
-    let cid = client.id.clone();
+    let (cid, cname) = (client.id.clone(), client.name.clone());
     let row = state
         .store
-        .call(move |c| write_tx(c, |tx| rules::insert(tx, &cid, &owner, &spec)))
+        .call(move |c| {
+            write_tx(c, |tx| {
+                // Checked again inside the transaction, so a grant revoked
+                // since the check above cannot let the rule in.
+                let grants = grants::for_actor(tx, &actor)?;
+                authz::may_push(&actor, (&cid, &cname), &spec, &grants)?;
+                rules::insert(tx, &cid, &actor.user_id, &spec)
+            })
+        })
         .await?;
     let waiter = state.registry.expect_outcome(&row.id);
     let push = pb::ServerMessage {
@@ -145,6 +156,16 @@ async fn delete_row(state: &Shared, id: &str) {
         tracing::warn!(error = %e, rule = %id, "cannot delete rule");
     }
     state.stats.forget(&state.metrics, id);
+}
+
+/// Takes rules that are already gone from the store off their clients:
+/// forgets their stats and tells each connected client to drop them. A
+/// client that is offline drops them when it reconnects and reconciles.
+pub async fn retract(state: &Shared, removed: &[RuleRow]) {
+    for row in removed {
+        state.stats.forget(&state.metrics, &row.id);
+        send_remove(state, &row.client_id, &row.id).await;
+    }
 }
 
 async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {

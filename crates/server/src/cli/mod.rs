@@ -1,11 +1,14 @@
 //! The `portunus-server` command line. Operator commands talk to the
 //! running server's HTTP API; store-maintenance commands open the data dir.
 
+mod access;
 mod http;
+mod maintenance_auth;
 mod offline;
 mod operator;
 pub mod output;
 pub mod push;
+mod users;
 
 use crate::serve::ServeArgs;
 use clap::{Parser, Subcommand};
@@ -86,6 +89,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// backup, restore, reset: store maintenance on the data dir's files.
+    #[command(flatten)]
+    Storage(crate::maintenance::StorageCommand),
+    /// Users, credentials, grants, password recovery, the setup token, audit.
+    #[command(flatten)]
+    Access(access::AccessCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -127,5 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             per_target,
             format,
         } => operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await,
+        Command::Storage(command) => command.run(&data_dir),
+        Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
     }
 }

@@ -25,7 +25,9 @@ pub fn bootstrap_superadmin(data_dir: &Path, name: &str) -> Result<()> {
 
 /// Creates an enrollment directly on the store, for when no server runs.
 /// The endpoint comes from the stored override, the seed in server.toml or
-/// the environment, else loopback on the configured control port.
+/// the environment, else loopback on the configured control port; there is
+/// no request `Host` to derive from. Explicit values are checked against
+/// the SANs of the certificate on disk, as the server would.
 pub fn enroll_client(
     data_dir: &Path,
     lock: DirLock,
@@ -45,9 +47,11 @@ pub fn enroll_client(
     let store = open_store(data_dir)?;
     let resolver = crate::advertised::EndpointResolver::new(
         config.advertised_endpoint.clone(),
+        crate::san::SanSet::of_served(&material.leaf_der),
         config.control_listen.port(),
     );
     let pin = material.pin();
+    crate::enrollment::validate_request(name, address, ttl_secs)?;
     let created = store.blocking(|conn| {
         let over = crate::store::settings::get(conn, crate::store::settings::ADVERTISED_ENDPOINT)?;
         let endpoint = resolver.resolve(over.as_deref())?;

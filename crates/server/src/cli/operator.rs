@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-fn seg(s: &str) -> String {
+pub(super) fn seg(s: &str) -> String {
     // Names and ids are restricted to URL-safe characters by their grammars;
     // anything else is escaped so it cannot alter the path.
     s.bytes()
@@ -21,7 +21,7 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(super) fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

@@ -26,6 +26,7 @@ fn internal(e: StoreError) -> Status {
     let d = DomainError::from(e);
     match d.code {
         ErrorCode::StoreBusy => Status::unavailable(d.message),
+        ErrorCode::FailedPrecondition => Status::failed_precondition(d.message),
         _ => Status::internal(d.message),
     }
 }
@@ -132,21 +133,26 @@ impl Control for ControlService {
                             "the enrollment code is invalid, expired, superseded or already used",
                         )));
                     };
-                    // Rows without a stored endpoint resolve now; if that
-                    // fails, nothing is consumed and the client may retry.
+                    // Rows without a stored endpoint resolve now. A failure
+                    // is returned as an error so the transaction rolls back:
+                    // the code stays usable and the token is not rotated.
                     let endpoint = match &e.endpoint {
                         Some(ep) => ep.clone(),
                         None => {
                             let over = settings::get(tx, settings::ADVERTISED_ENDPOINT)?;
-                            match resolver.resolve(over.as_deref()) {
-                                Ok(r) => r.endpoint,
-                                Err(err) => {
-                                    return Ok(Err(Status::failed_precondition(format!(
-                                        "cannot resolve the advertised endpoint: {}",
-                                        err.message
-                                    ))))
-                                }
-                            }
+                            resolver
+                                .resolve(over.as_deref())
+                                .map_err(|err| {
+                                    DomainError::new(
+                                        ErrorCode::FailedPrecondition,
+                                        format!(
+                                            "cannot resolve the advertised endpoint: {}; \
+                                         fix it and retry, the enrollment code is still valid",
+                                            err.message
+                                        ),
+                                    )
+                                })?
+                                .endpoint
                         }
                     };
                     let client = clients::get(tx, &e.client_id)?;

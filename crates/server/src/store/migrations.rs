@@ -65,12 +65,50 @@ CREATE TABLE settings (
 );
 "#;
 
+/// Identity and access: Web sessions, grants, the first-run setup token,
+/// the audit trail, and credential rotation times.
+const V2: &str = r#"
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE grants (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    client_id TEXT REFERENCES clients(id) ON DELETE CASCADE,
+    port_start INTEGER NOT NULL CHECK (port_start BETWEEN 1 AND 65535),
+    port_end INTEGER NOT NULL CHECK (port_end BETWEEN port_start AND 65535),
+    protocols TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX grants_user ON grants(user_id);
+CREATE TABLE setup_token (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    token_hash TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    actor TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('allow', 'deny')),
+    reason TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit(at_ms);
+ALTER TABLE api_tokens ADD COLUMN rotated_at INTEGER;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 1;
+pub const LATEST_VERSION: i64 = 2;
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()

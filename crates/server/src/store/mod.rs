@@ -2,10 +2,15 @@
 //! thread so async workers never wait on disk. Writes run in
 //! `BEGIN IMMEDIATE` transactions so a multi-row change is all or nothing.
 
+pub mod audit;
 pub mod clients;
+pub mod credentials;
 pub mod enrollments;
+pub mod grants;
 mod migrations;
+pub mod onboarding;
 pub mod rules;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 

@@ -14,7 +14,6 @@ pub fn get(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
 }
 
 /// Sets a value, or clears it with `None`.
-#[allow(dead_code)]
 pub fn set(conn: &Connection, key: &str, value: Option<&str>) -> StoreResult<()> {
     match value {
         Some(v) => conn.execute(

@@ -1,0 +1,150 @@
+//! `GET /v1/audit`: the audit trail, newest first, for superadmins.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::ApiQuery;
+use crate::authz;
+use crate::state::Shared;
+use crate::store::audit::{self, Entry, Outcome};
+use crate::store::users::Actor;
+use crate::timefmt::{parse_rfc3339_ms, rfc3339_ms};
+use axum::extract::State;
+use axum::{Extension, Json};
+use portunus_domain::{DomainError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<u32>,
+    outcome: Option<Outcome>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+}
+
+impl AuditQuery {
+    pub fn to_store(&self) -> Result<audit::Query, DomainError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(DomainError::field(
+                ErrorCode::InvalidRequest,
+                "limit",
+                format!("must be 1-{MAX_LIMIT}"),
+            ));
+        }
+        let before_id = match &self.cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                DomainError::field(
+                    ErrorCode::InvalidRequest,
+                    "cursor",
+                    "not a cursor from a previous page",
+                )
+            })?),
+        };
+        Ok(audit::Query {
+            limit,
+            outcome: self.outcome,
+            since_ms: self
+                .since
+                .as_deref()
+                .map(|s| parse_rfc3339_ms("since", s))
+                .transpose()?,
+            until_ms: self
+                .until
+                .as_deref()
+                .map(|s| parse_rfc3339_ms("until", s))
+                .transpose()?,
+            before_id,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntryView {
+    pub id: i64,
+    pub at: String,
+    pub actor: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+impl From<Entry> for EntryView {
+    fn from(e: Entry) -> Self {
+        EntryView {
+            id: e.id,
+            at: rfc3339_ms(e.at_ms),
+            actor: e.actor,
+            method: e.method,
+            path: e.path,
+            outcome: e.outcome,
+            reason: e.reason,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub entries: Vec<EntryView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Page>> {
+    authz::require_superadmin(&actor)?;
+    let query = q.to_store().map_err(ApiError::from)?;
+    let (rows, next) = state.store.call(move |c| audit::query(c, &query)).await?;
+    Ok(Json(Page {
+        entries: rows.into_iter().map(EntryView::from).collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = AuditQuery {
+            since: Some("2024-05-01T00:00:00Z".into()),
+            until: Some("2024-05-01T00:00:01.5+00:00".into()),
+            cursor: Some("42".into()),
+            ..Default::default()
+        };
+        let s = q.to_store().unwrap();
+        assert_eq!(s.limit, DEFAULT_LIMIT);
+        assert_eq!(s.since_ms, Some(1_714_521_600_000));
+        assert_eq!(s.until_ms, Some(1_714_521_601_500));
+        assert_eq!(s.before_id, Some(42));
+        let bad_time = AuditQuery {
+            since: Some("yesterday".into()),
+            ..Default::default()
+        };
+        let e = bad_time.to_store().unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTime);
+        assert!(e.message.starts_with("since"));
+        for (limit, cursor) in [
+            (Some(0), None),
+            (Some(1001), None),
+            (None, Some("x")),
+            (None, Some("-1")),
+        ] {
+            let q = AuditQuery {
+                limit,
+                cursor: cursor.map(str::to_string),
+                ..Default::default()
+            };
+            assert_eq!(q.to_store().unwrap_err().code, ErrorCode::InvalidRequest);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Grant routes. Grants are managed by superadmins; users may list their
+//! own. Revoking a grant removes the rules no remaining grant covers, and
+//! takes them off their clients.
+
+use super::error::ApiResult;
+use super::extract::{ApiJson, ApiQuery};
+use crate::authz;
+use crate::state::Shared;
+use crate::store::grants::{self, GrantRow, NewGrant};
+use crate::store::users::Actor;
+use crate::store::{clients, users};
+use crate::timefmt::rfc3339;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use portunus_domain::rule::Protocol;
+use portunus_domain::{DomainError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The client every grant for `*` names.
+pub const ANY_CLIENT: &str = "*";
+
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    pub grant_id: String,
+    pub user_id: String,
+    /// A client name, or `*` for every client.
+    pub client: String,
+    pub client_id: Option<String>,
+    pub listen_port_start: u32,
+    pub listen_port_end: u32,
+    pub protocols: Vec<&'static str>,
+    pub created_at: String,
+}
+
+impl From<GrantRow> for GrantView {
+    fn from(g: GrantRow) -> Self {
+        GrantView {
+            grant_id: g.id,
+            user_id: g.user_id,
+            client: g.client_name.unwrap_or_else(|| ANY_CLIENT.to_string()),
+            client_id: g.client_id,
+            listen_port_start: g.port_start,
+            listen_port_end: g.port_end,
+            protocols: g.protocols.iter().map(|p| p.as_str()).collect(),
+            created_at: rfc3339(g.created_at),
+        }
+    }
+}
+
+/// `["tcp","udp"]` or `"tcp,udp"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Protocols {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl Protocols {
+    fn parse(self) -> Result<Vec<Protocol>, DomainError> {
+        let names: Vec<String> = match self {
+            Protocols::List(v) => v,
+            Protocols::Joined(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        };
+        let mut out = Vec::new();
+        for n in names {
+            let p = Protocol::parse(&n).map_err(|_| {
+                DomainError::field(
+                    ErrorCode::InvalidProtocol,
+                    "protocols",
+                    format!("{n:?} is not tcp or udp"),
+                )
+            })?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        if out.is_empty() {
+            return Err(DomainError::field(
+                ErrorCode::InvalidProtocol,
+                "protocols",
+                "name at least one of tcp, udp",
+            ));
+        }
+        out.sort_by_key(|p| p.as_str());
+        Ok(out)
+    }
+}
+
+/// Both ends in 1..=65535, start not after end.
+pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
+    for (field, v) in [("listen_port_start", start), ("listen_port_end", end)] {
+        if !(1..=65535).contains(&v) {
+            return Err(DomainError::field(
+                ErrorCode::InvalidPort,
+                field,
+                format!("{v} is not a port in 1-65535"),
+            ));
+        }
+    }
+    if start > end {
+        return Err(DomainError::field(
+            ErrorCode::RangeInvalid,
+            "listen_port_end",
+            format!("{end} is below listen_port_start {start}"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    user_id: String,
+    client: String,
+    listen_port_start: u32,
+    listen_port_end: u32,
+    protocols: Protocols,
+}
+
+pub async fn create(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<(StatusCode, Json<GrantView>)> {
+    authz::require_superadmin(&actor)?;
+    validate_ports(body.listen_port_start, body.listen_port_end)?;
+    let protocols = body.protocols.parse()?;
+    let row = state
+        .store
+        .write(move |tx| {
+            users::get(tx, &body.user_id)?;
+            let client_id = match body.client.as_str() {
+                ANY_CLIENT => None,
+                r => Some(clients::get(tx, r)?.id),
+            };
+            grants::insert(
+                tx,
+                &NewGrant {
+                    user_id: &body.user_id,
+                    client_id: client_id.as_deref(),
+                    port_start: body.listen_port_start,
+                    port_end: body.listen_port_end,
+                    protocols: &protocols,
+                },
+            )
+        })
+        .await?;
+    tracing::info!(grant = %row.id, user = %row.user_id, by = %actor.user_id, "grant added");
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    user_id: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    let user = authz::visible_grants(&actor, q.user_id.as_deref()).map(str::to_string);
+    let rows = state
+        .store
+        .call(move |c| grants::list(c, user.as_deref()))
+        .await?;
+    Ok(Json(rows.into_iter().map(GrantView::from).collect()))
+}
+
+pub async fn revoke(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authz::require_superadmin(&actor)?;
+    let (grant, removed) = state.store.write(move |tx| grants::revoke(tx, &id)).await?;
+    super::rules::retract(&state, &removed).await;
+    tracing::info!(grant = %grant.id, user = %grant.user_id, rules = removed.len(), by = %actor.user_id, "grant revoked");
+    Ok(Json(json!({
+        "grant_id": grant.id,
+        "removed_rules": removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_protocols() {
+        assert!(validate_ports(1, 65535).is_ok());
+        assert!(validate_ports(80, 80).is_ok());
+        assert_eq!(
+            validate_ports(0, 1).unwrap_err().code,
+            ErrorCode::InvalidPort
+        );
+        assert_eq!(
+            validate_ports(1, 65536).unwrap_err().code,
+            ErrorCode::InvalidPort
+        );
+        assert_eq!(
+            validate_ports(10, 9).unwrap_err().code,
+            ErrorCode::RangeInvalid
+        );
+        let p = Protocols::Joined("udp, tcp,udp".into()).parse().unwrap();
+        assert_eq!(p, vec![Protocol::Tcp, Protocol::Udp]);
+        let p = Protocols::List(vec!["TCP".into()]).parse().unwrap();
+        assert_eq!(p, vec![Protocol::Tcp]);
+        for bad in [
+            Protocols::Joined("".into()),
+            Protocols::List(vec![]),
+            Protocols::Joined("sctp".into()),
+        ] {
+            assert_eq!(bad.parse().unwrap_err().code, ErrorCode::InvalidProtocol);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The durable audit trail: one row per operator API request. Rows hold
+//! who, what route, and the decision; never a secret or a request body.
+
+use super::StoreResult;
+use rusqlite::{params, Connection, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Allow,
+    Deny,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub at_ms: i64,
+    pub actor: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        actor: r.get(2)?,
+        method: r.get(3)?,
+        path: r.get(4)?,
+        outcome: r.get(5)?,
+        reason: r.get(6)?,
+    })
+}
+
+/// Appends a batch. Run inside a write transaction so a batch costs one
+/// commit.
+pub fn insert_batch(conn: &Connection, entries: &[NewEntry]) -> StoreResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO audit (at_ms, actor, method, path, outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for e in entries {
+        stmt.execute(params![
+            e.at_ms,
+            e.actor,
+            e.method,
+            e.path,
+            e.outcome.as_str(),
+            e.reason
+        ])?;
+    }
+    Ok(())
+}
+
+/// A page of the trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub limit: u32,
+    pub outcome: Option<Outcome>,
+    /// Inclusive lower bound, Unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound, Unix milliseconds.
+    pub until_ms: Option<i64>,
+    /// Only rows older than this id: the cursor of the previous page.
+    pub before_id: Option<i64>,
+}
+
+/// Rows matching `q`, and the cursor of the next page when there may be one.
+pub fn query(conn: &Connection, q: &Query) -> StoreResult<(Vec<Entry>, Option<i64>)> {
+    let mut stmt = conn.prepare(
+        "SELECT id, at_ms, actor, method, path, outcome, reason FROM audit
+         WHERE (?1 IS NULL OR outcome = ?1) AND (?2 IS NULL OR at_ms >= ?2)
+           AND (?3 IS NULL OR at_ms < ?3) AND (?4 IS NULL OR id < ?4)
+         ORDER BY id DESC LIMIT ?5",
+    )?;
+    let rows: Vec<Entry> = stmt
+        .query_map(
+            params![
+                q.outcome.map(Outcome::as_str),
+                q.since_ms,
+                q.until_ms,
+                q.before_id,
+                q.limit
+            ],
+            from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let next = match rows.last() {
+        Some(last) if rows.len() == q.limit as usize => Some(last.id),
+        _ => None,
+    };
+    Ok((rows, next))
+}
+
+/// Deletes (or, dry, counts) the rows older than `before_ms`.
+pub fn prune(conn: &Connection, before_ms: i64, dry_run: bool) -> StoreResult<u64> {
+    let n = if dry_run {
+        conn.query_row(
+            "SELECT COUNT(*) FROM audit WHERE at_ms < ?1",
+            [before_ms],
+            |r| r.get::<_, i64>(0),
+        )? as u64
+    } else {
+        conn.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms])? as u64
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{test_store, write_tx};
+
+    fn entry(at_ms: i64, outcome: Outcome) -> NewEntry {
+        NewEntry {
+            at_ms,
+            actor: Some("alice".into()),
+            method: "GET".into(),
+            path: "/v1/rules".into(),
+            outcome,
+            reason: if outcome == Outcome::Allow {
+                "ok".into()
+            } else {
+                "forbidden".into()
+            },
+        }
+    }
+
+    #[test]
+    fn cursor_pages_newest_first_without_gaps_or_repeats() {
+        let (_d, store) = test_store();
+        store
+            .blocking(|c| {
+                let batch: Vec<NewEntry> = (0..7)
+                    .map(|i| {
+                        let o = if i % 3 == 0 {
+                            Outcome::Deny
+                        } else {
+                            Outcome::Allow
+                        };
+                        entry(1000 + i, o)
+                    })
+                    .collect();
+                write_tx(c, |tx| insert_batch(tx, &batch))?;
+                let mut q = Query {
+                    limit: 3,
+                    ..Default::default()
+                };
+                let mut seen = Vec::new();
+                let mut pages = 0;
+                loop {
+                    let (rows, next) = query(c, &q)?;
+                    pages += 1;
+                    seen.extend(rows.iter().map(|r| r.at_ms));
+                    match next {
+                        Some(id) => q.before_id = Some(id),
+                        None => break,
+                    }
+                }
+                assert_eq!(seen, (1000..1007).rev().collect::<Vec<_>>());
+                // 3 + 3 + 1: the short page ends the walk.
+                assert_eq!(pages, 3);
+
+                let deny = Query {
+                    limit: 10,
+                    outcome: Some(Outcome::Deny),
+                    ..Default::default()
+                };
+                let (rows, next) = query(c, &deny)?;
+                assert_eq!(
+                    rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
+                    [1006, 1003, 1000]
+                );
+                assert_eq!(next, None);
+                let window = Query {
+                    limit: 10,
+                    since_ms: Some(1002),
+                    until_ms: Some(1004),
+                    ..Default::default()
+                };
+                let (rows, _) = query(c, &window)?;
+                assert_eq!(
+                    rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
+                    [1003, 1002]
+                );
+
+                assert_eq!(prune(c, 1003, true)?, 3);
+                assert_eq!(
+                    query(
+                        c,
+                        &Query {
+                            limit: 100,
+                            ..Default::default()
+                        }
+                    )?
+                    .0
+                    .len(),
+                    7
+                );
+                assert_eq!(prune(c, 1003, false)?, 3);
+                assert_eq!(prune(c, 1003, true)?, 0);
+                assert_eq!(
+                    query(
+                        c,
+                        &Query {
+                            limit: 100,
+                            ..Default::default()
+                        }
+                    )?
+                    .0
+                    .len(),
+                    4
+                );
+                Ok(())
+            })
+            .unwrap();
+    }
+}
