@@ -42,9 +42,18 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/v1/rules", false),
     ("GET", "/v1/rules", false),
     ("GET", "/v1/rules/{id}", false),
+    ("PUT", "/v1/rules/{id}", false),
     ("DELETE", "/v1/rules/{id}", false),
     ("GET", "/v1/rules/{id}/stats", false),
     ("GET", "/v1/metrics", false),
+    ("GET", "/v1/clients/{id}/owners", false),
+    ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
+    ("PUT", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
+    (
+        "DELETE",
+        "/v1/clients/{id}/owners/{owner}/rate-limit",
+        false,
+    ),
     ("GET", "/v1/settings/advertised-endpoint", false),
     ("PUT", "/v1/settings/advertised-endpoint", false),
 ];

@@ -8,6 +8,7 @@ mod credentials;
 pub mod error;
 mod extract;
 mod grants;
+pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
 pub mod rules;
@@ -43,9 +44,19 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/clients/{id}/enrollment", post(clients::re_enroll))
         .route("/v1/clients/{id}/revoke", post(clients::revoke))
         .route("/v1/rules", post(rules::create).get(rules::list))
-        .route("/v1/rules/{id}", get(rules::get).delete(rules::delete))
+        .route(
+            "/v1/rules/{id}",
+            get(rules::get).put(rules::update).delete(rules::delete),
+        )
         .route("/v1/rules/{id}/stats", get(rules::stats))
         .route("/v1/metrics", get(metrics_mirror))
+        .route("/v1/clients/{id}/owners", get(owner_caps::list_owners))
+        .route(
+            "/v1/clients/{id}/owners/{owner}/rate-limit",
+            get(owner_caps::get)
+                .put(owner_caps::put)
+                .delete(owner_caps::delete),
+        )
         .route(
             "/v1/settings/advertised-endpoint",
             get(settings::get_advertised_endpoint).put(settings::put_advertised_endpoint),
@@ -122,9 +133,18 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/v1/rules", false),
     ("GET", "/v1/rules", false),
     ("GET", "/v1/rules/{id}", false),
+    ("PUT", "/v1/rules/{id}", false),
     ("DELETE", "/v1/rules/{id}", false),
     ("GET", "/v1/rules/{id}/stats", false),
     ("GET", "/v1/metrics", false),
+    ("GET", "/v1/clients/{id}/owners", false),
+    ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
+    ("PUT", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
+    (
+        "DELETE",
+        "/v1/clients/{id}/owners/{owner}/rate-limit",
+        false,
+    ),
     ("GET", "/v1/settings/advertised-endpoint", false),
     ("PUT", "/v1/settings/advertised-endpoint", false),
 ];

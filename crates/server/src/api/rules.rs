@@ -146,6 +146,59 @@ pub async fn create(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitBody {
+    rate_limit: Option<portunus_domain::rule::RateLimit>,
+}
+
+/// `PUT /v1/rules/{id}`: changes a rule's caps, nothing else. The client
+/// applies them to new connections without restarting the rule.
+pub async fn update(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    ApiQuery(q): ApiQuery<AckQuery>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RateLimitBody>,
+) -> ApiResult<Json<RuleView>> {
+    let row = load_visible(&state, &actor, id).await?;
+    let mut spec = row.spec.clone();
+    spec.rate_limit = body.rate_limit;
+    spec.normalize();
+    spec.validate(&state.limits())?;
+    let (rid, new_spec) = (row.id.clone(), spec.clone());
+    state
+        .store
+        .call(move |c| write_tx(c, |tx| rules::set_spec(tx, &rid, &new_spec)))
+        .await?;
+    let mut row = RuleRow {
+        spec,
+        state: RuleState::Pending,
+        reason: None,
+        ..row
+    };
+    let waiter = state.registry.expect_outcome(&row.id);
+    let push = pb::ServerMessage {
+        kind: Some(server_message::Kind::Push(portunus_proto::rule_to_pb(
+            &row.id, &row.owner, &row.spec,
+        ))),
+    };
+    if !state.registry.send(&row.client_id, push).await {
+        // Stored; the client picks it up with the full set on reconnect.
+        state.registry.forget_outcome(&row.id);
+        return Ok(Json(row.into()));
+    }
+    match tokio::time::timeout(q.budget(), waiter).await {
+        Ok(Ok(Outcome::Activated)) => row.state = RuleState::Active,
+        Ok(Ok(Outcome::Failed { reason, .. })) => {
+            row.state = RuleState::Failed;
+            row.reason = Some(reason);
+        }
+        _ => state.registry.forget_outcome(&row.id),
+    }
+    Ok(Json(row.into()))
+}
+
 async fn delete_row(state: &Shared, id: &str) {
     let rid = id.to_string();
     if let Err(e) = state

@@ -7,6 +7,7 @@ mod maintenance_auth;
 mod offline;
 mod operator;
 pub mod output;
+mod owner_cap;
 pub mod push;
 mod users;
 
@@ -90,6 +91,11 @@ pub enum Command {
         format: Format,
     },
     /// backup, restore, reset: store maintenance on the data dir's files.
+    /// Per-owner rate-limit envelopes on a client.
+    OwnerCap {
+        #[command(subcommand)]
+        command: owner_cap::OwnerCapCommand,
+    },
     #[command(flatten)]
     Storage(crate::maintenance::StorageCommand),
     /// Users, credentials, grants, password recovery, the setup token, audit.
@@ -136,6 +142,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             per_target,
             format,
         } => operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await,
+        Command::OwnerCap { command } => {
+            command.preflight()?;
+            command.run(&api()?).await
+        }
         Command::Storage(command) => command.run(&data_dir),
         Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
     }

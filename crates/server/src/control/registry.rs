@@ -43,15 +43,28 @@ pub struct Registry {
 pub struct Registration {
     pub generation: u64,
     pub outbound: mpsc::Receiver<Result<pb::ServerMessage, Status>>,
-    pub tx: Outbound,
     pub stop: oneshot::Receiver<()>,
 }
 
 impl Registry {
     /// Registers a new stream for `client_id`, replacing (and ending) any
     /// older one: a client has at most one live stream.
-    pub fn register(&self, client_id: &str, remote: Option<SocketAddr>, now: i64) -> Registration {
-        let (tx, outbound) = mpsc::channel(256);
+    ///
+    /// `opening` (welcome, envelopes, full rule set) is queued before the
+    /// session becomes visible, so no push can overtake it, and the channel
+    /// is sized to hold it whatever its length.
+    pub fn register(
+        &self,
+        client_id: &str,
+        remote: Option<SocketAddr>,
+        now: i64,
+        opening: Vec<pb::ServerMessage>,
+    ) -> Registration {
+        let (tx, outbound) = mpsc::channel(256 + opening.len());
+        for msg in opening {
+            // Capacity covers every opening message, so this cannot fail.
+            let _ = tx.try_send(Ok(msg));
+        }
         let (stop_tx, stop) = oneshot::channel();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let old = self.lock_sessions().insert(
@@ -72,7 +85,6 @@ impl Registry {
         Registration {
             generation,
             outbound,
-            tx,
             stop,
         }
     }
@@ -165,8 +177,8 @@ mod tests {
     #[tokio::test]
     async fn newer_stream_replaces_older() {
         let reg = Registry::default();
-        let mut a = reg.register("c1", None, 1);
-        let b = reg.register("c1", None, 2);
+        let mut a = reg.register("c1", None, 1, vec![]);
+        let b = reg.register("c1", None, 2, vec![pb::ServerMessage::default()]);
         assert_eq!(reg.connected_count(), 1);
         assert!(
             matches!(a.outbound.recv().await, Some(Err(s)) if s.code() == tonic::Code::Aborted)

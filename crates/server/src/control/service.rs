@@ -2,10 +2,11 @@
 //! nowhere else.
 
 use super::registry::Outcome;
+use crate::api::owner_caps::envelope_message;
 use crate::metrics::RuleLabels;
 use crate::secrets::{hash_token, new_token};
 use crate::state::Shared;
-use crate::store::{self, clients, enrollments, rules, settings, StoreError};
+use crate::store::{self, clients, enrollments, owner_caps, rules, settings, StoreError};
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, client_message, control_server::Control, server_message};
 use tokio_stream::wrappers::ReceiverStream;
@@ -200,21 +201,18 @@ impl Control for ControlService {
         let mut inbound = request.into_inner();
 
         let cid = client.id.clone();
-        let desired = self
+        let (desired, envelopes) = self
             .state
             .store
-            .call(move |c| rules::list(c, Some(&cid), None))
+            .call(move |c| {
+                Ok((
+                    rules::list(c, Some(&cid), None)?,
+                    owner_caps::list(c, &cid)?,
+                ))
+            })
             .await
             .map_err(internal)?;
 
-        let reg = self
-            .state
-            .registry
-            .register(&client.id, remote, store::now());
-        self.state
-            .metrics
-            .clients_connected
-            .set(self.state.registry.connected_count() as i64);
         let welcome = pb::ServerMessage {
             kind: Some(server_message::Kind::Welcome(pb::Welcome {
                 server_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -232,9 +230,22 @@ impl Control for ControlService {
                     .collect(),
             })),
         };
-        // The channel is fresh and larger than two, so these cannot block.
-        let _ = reg.tx.send(Ok(welcome)).await;
-        let _ = reg.tx.send(Ok(set)).await;
+        // Envelopes go before the rules so no rule starts without its cap.
+        let mut opening = vec![welcome];
+        opening.extend(
+            envelopes
+                .iter()
+                .map(|(owner, l)| envelope_message(owner, Some(l))),
+        );
+        opening.push(set);
+        let reg = self
+            .state
+            .registry
+            .register(&client.id, remote, store::now(), opening);
+        self.state
+            .metrics
+            .clients_connected
+            .set(self.state.registry.connected_count() as i64);
         tracing::info!(client = %client.name, remote = ?remote, rules = desired.len(), "client connected");
 
         let this = self.clone();

@@ -103,12 +103,23 @@ CREATE INDEX audit_at ON audit(at_ms);
 ALTER TABLE api_tokens ADD COLUMN rotated_at INTEGER;
 "#;
 
+/// Per-owner rate-limit envelopes on one client.
+const V3: &str = r#"
+CREATE TABLE owner_rate_limits (
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    rate_limit TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, owner)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()

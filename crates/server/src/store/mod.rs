@@ -9,6 +9,7 @@ pub mod enrollments;
 pub mod grants;
 mod migrations;
 pub mod onboarding;
+pub mod owner_caps;
 pub mod rules;
 pub mod sessions;
 pub mod settings;

@@ -141,6 +141,20 @@ pub fn set_state(
     Ok(())
 }
 
+/// Replaces a rule's spec (a cap change) and marks it pending until the
+/// client confirms it.
+pub fn set_spec(conn: &Connection, id: &str, spec: &RuleSpec) -> StoreResult<()> {
+    let json = serde_json::to_string(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
+    if conn.execute(
+        "UPDATE rules SET spec = ?1, state = 'pending', reason = NULL, updated_at = ?2 WHERE id = ?3",
+        params![json, now(), id],
+    )? == 0
+    {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
 pub fn delete(conn: &Connection, id: &str) -> StoreResult<()> {
     if conn.execute("DELETE FROM rules WHERE id = ?1", [id])? == 0 {
         return Err(not_found(id));
