@@ -37,7 +37,8 @@ pub fn rotate_setup_token(conn: &mut Connection) -> StoreResult<String> {
 pub fn announce_setup_token(token: &str, http: std::net::SocketAddr) {
     eprintln!("{SETUP_TOKEN_BANNER} {token}");
     eprintln!(
-        "Complete onboarding in the Web UI at http://{http}/ or with POST /v1/auth/onboarding."
+        "Create the first superadmin with POST http://{http}/v1/auth/onboarding \
+         {{\"setup_token\", \"user_id\", \"display_name\", \"password\"}}."
     );
 }
 
