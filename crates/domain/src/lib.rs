@@ -6,6 +6,7 @@ pub mod codes;
 pub mod endpoint;
 pub mod error;
 pub mod names;
+pub mod routes;
 pub mod rule;
 pub mod target_syntax;
 

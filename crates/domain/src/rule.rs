@@ -244,6 +244,25 @@ pub fn validate_sni_pattern(pattern: &str) -> Result<(), DomainError> {
 }
 
 impl RuleSpec {
+    /// A single-port rule with one target and nothing else set.
+    pub fn single(protocol: Protocol, listen_port: u32, host: &str, target_port: u32) -> RuleSpec {
+        RuleSpec {
+            listen_port,
+            listen_port_end: None,
+            protocol,
+            targets: vec![Target {
+                host: host.to_string(),
+                port: target_port,
+                priority: 1,
+                proxy_protocol: None,
+            }],
+            sni_pattern: None,
+            prefer_ipv6: false,
+            health_check_interval_secs: None,
+            rate_limit: None,
+        }
+    }
+
     pub fn listen_start(&self) -> u16 {
         self.listen_port as u16
     }

@@ -5,58 +5,9 @@
 mod access_support;
 
 use access_support::*;
+use portunus_domain::routes::ROUTES;
 use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
 use serde_json::json;
-
-/// Every `/v1` route as `(method, path, public)`; `api::ROUTES` in the
-/// server holds the router to the same list.
-const ROUTES: &[(&str, &str, bool)] = &[
-    ("GET", "/v1/auth/status", true),
-    ("POST", "/v1/auth/onboarding", true),
-    ("POST", "/v1/auth/login", true),
-    ("POST", "/v1/auth/logout", false),
-    ("GET", "/v1/users/me", false),
-    ("POST", "/v1/users/me/password", false),
-    ("POST", "/v1/users", false),
-    ("GET", "/v1/users", false),
-    ("GET", "/v1/users/{id}", false),
-    ("PATCH", "/v1/users/{id}", false),
-    ("DELETE", "/v1/users/{id}", false),
-    ("POST", "/v1/users/{id}/password", false),
-    ("POST", "/v1/users/{id}/credentials", false),
-    ("GET", "/v1/users/{id}/credentials", false),
-    ("DELETE", "/v1/users/{id}/credentials/{cid}", false),
-    ("POST", "/v1/users/{id}/credentials/{cid}/rotate", false),
-    ("POST", "/v1/grants", false),
-    ("GET", "/v1/grants", false),
-    ("DELETE", "/v1/grants/{id}", false),
-    ("GET", "/v1/audit", false),
-    ("POST", "/v1/client-enrollments", false),
-    ("GET", "/v1/clients", false),
-    ("GET", "/v1/clients/{id}", false),
-    ("PUT", "/v1/clients/{id}", false),
-    ("DELETE", "/v1/clients/{id}", false),
-    ("PATCH", "/v1/clients/{id}/name", false),
-    ("POST", "/v1/clients/{id}/enrollment", false),
-    ("POST", "/v1/clients/{id}/revoke", false),
-    ("POST", "/v1/rules", false),
-    ("GET", "/v1/rules", false),
-    ("GET", "/v1/rules/{id}", false),
-    ("PUT", "/v1/rules/{id}", false),
-    ("DELETE", "/v1/rules/{id}", false),
-    ("GET", "/v1/rules/{id}/stats", false),
-    ("GET", "/v1/metrics", false),
-    ("GET", "/v1/clients/{id}/owners", false),
-    ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
-    ("PUT", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
-    (
-        "DELETE",
-        "/v1/clients/{id}/owners/{owner}/rate-limit",
-        false,
-    ),
-    ("GET", "/v1/settings/advertised-endpoint", false),
-    ("PUT", "/v1/settings/advertised-endpoint", false),
-];
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "x").replace("{cid}", "y")

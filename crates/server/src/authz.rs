@@ -139,7 +139,7 @@ pub fn allowed_with_temporary_password(method: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portunus_domain::rule::{Protocol, Target};
+    use portunus_domain::rule::Protocol;
 
     fn actor(role: Role) -> Actor {
         Actor {
@@ -163,19 +163,8 @@ mod tests {
 
     fn spec(start: u32, end: Option<u32>, protocol: Protocol) -> RuleSpec {
         RuleSpec {
-            listen_port: start,
             listen_port_end: end,
-            protocol,
-            targets: vec![Target {
-                host: "127.0.0.1".into(),
-                port: 9,
-                priority: 1,
-                proxy_protocol: None,
-            }],
-            sni_pattern: None,
-            prefer_ipv6: false,
-            health_check_interval_secs: None,
-            rate_limit: None,
+            ..RuleSpec::single(protocol, start, "127.0.0.1", 9)
         }
     }
 

@@ -43,24 +43,10 @@ pub fn plan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portunus_domain::rule::{Protocol, Target};
+    use portunus_domain::rule::Protocol;
 
     fn spec(port: u32) -> RuleSpec {
-        RuleSpec {
-            listen_port: port,
-            listen_port_end: None,
-            protocol: Protocol::Tcp,
-            targets: vec![Target {
-                host: "127.0.0.1".into(),
-                port: 9000,
-                priority: 1,
-                proxy_protocol: None,
-            }],
-            sni_pattern: None,
-            prefer_ipv6: false,
-            health_check_interval_secs: None,
-            rate_limit: None,
-        }
+        RuleSpec::single(Protocol::Tcp, port, "127.0.0.1", 9000)
     }
 
     #[test]

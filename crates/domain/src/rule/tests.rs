@@ -1,21 +1,7 @@
 use super::*;
 
 fn tcp(port: u32) -> RuleSpec {
-    RuleSpec {
-        listen_port: port,
-        listen_port_end: None,
-        protocol: Protocol::Tcp,
-        targets: vec![Target {
-            host: "127.0.0.1".into(),
-            port: 80,
-            priority: 1,
-            proxy_protocol: None,
-        }],
-        sni_pattern: None,
-        prefer_ipv6: false,
-        health_check_interval_secs: None,
-        rate_limit: None,
-    }
+    RuleSpec::single(Protocol::Tcp, port, "127.0.0.1", 80)
 }
 
 fn code(spec: &RuleSpec) -> Option<ErrorCode> {

@@ -123,24 +123,10 @@ mod tests {
     use super::*;
     use crate::store::users::{self, Role};
     use crate::store::{clients, test_store, write_tx};
-    use portunus_domain::rule::{RuleSpec, Target};
+    use portunus_domain::rule::RuleSpec;
 
     fn spec(port: u32, protocol: Protocol) -> RuleSpec {
-        RuleSpec {
-            listen_port: port,
-            listen_port_end: None,
-            protocol,
-            targets: vec![Target {
-                host: "127.0.0.1".into(),
-                port: 9,
-                priority: 1,
-                proxy_protocol: None,
-            }],
-            sni_pattern: None,
-            prefer_ipv6: false,
-            health_check_interval_secs: None,
-            rate_limit: None,
-        }
+        RuleSpec::single(protocol, port, "127.0.0.1", 9)
     }
 
     #[test]
