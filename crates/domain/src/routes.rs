@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("PUT", "/v1/rules/{id}", false),
     ("DELETE", "/v1/rules/{id}", false),
     ("GET", "/v1/rules/{id}/stats", false),
+    ("GET", "/v1/rules/{id}/stats/stream", false),
     ("GET", "/v1/metrics", false),
     ("GET", "/v1/clients/{id}/owners", false),
     ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),

@@ -34,7 +34,12 @@ fn fleet(dir: &Path) -> (Server, Client) {
 fn push(server: &Server, target: SocketAddr) -> (String, u16) {
     for _ in 0..5 {
         let port = free_port();
-        let out = server.cli(&["push-rule", "edge-01", &port.to_string(), &target.to_string()]);
+        let out = server.cli(&[
+            "push-rule",
+            "edge-01",
+            &port.to_string(),
+            &target.to_string(),
+        ]);
         if out.status.success() {
             let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
             return (id, port);
@@ -54,13 +59,24 @@ fn walkthrough_forwards_20_mib_and_reports_it() {
     let (server, _client) = fleet(dir.path());
     let backend = echo_server();
     let (id, port) = push(&server, backend);
-    assert_eq!(id.len(), 26, "push-rule prints the bare rule id, got {id:?}");
+    assert_eq!(
+        id.len(),
+        26,
+        "push-rule prints the bare rule id, got {id:?}"
+    );
 
     let data = payload(20 * 1024 * 1024, 7);
     let echoed = echo_roundtrip(local(port), &data).unwrap();
     assert_eq!(echoed, sha256(&data), "20 MiB came back intact");
 
-    let rules: Value = serde_json::from_str(&server.cli_ok(&["list-rules", "--client", "edge-01", "--format", "json"])).unwrap();
+    let rules: Value = serde_json::from_str(&server.cli_ok(&[
+        "list-rules",
+        "--client",
+        "edge-01",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
     assert_eq!(rules[0]["rule_id"], id.as_str());
     assert_eq!(rules[0]["state"], "active");
     assert_eq!(rules[0]["owner"], "_superadmin");
@@ -69,28 +85,49 @@ fn walkthrough_forwards_20_mib_and_reports_it() {
 
     let stats = wait_for("stats report with the transfer", DEADLINE, || {
         let s = rule_stats(&server, &id);
-        (s["bytes_in"].as_u64()? >= data.len() as u64 && s["bytes_out"].as_u64()? >= data.len() as u64).then_some(s)
+        (s["bytes_in"].as_u64()? >= data.len() as u64
+            && s["bytes_out"].as_u64()? >= data.len() as u64)
+            .then_some(s)
     });
     assert!(stats["connections_total"].as_u64().unwrap() >= 1);
     let text = server.cli_ok(&["rule-stats", &id]);
-    assert!(text.contains(&format!("bytes_in: {}", stats["bytes_in"])), "{text}");
+    assert!(
+        text.contains(&format!("bytes_in: {}", stats["bytes_in"])),
+        "{text}"
+    );
 
     let metrics = server.metrics_text();
-    assert!(metrics.contains("portunus_clients_connected 1"), "{metrics}");
-    let series = format!(r#"portunus_rule_bytes_in_total{{client="edge-01",rule="{id}",owner="_superadmin"}}"#);
+    assert!(
+        metrics.contains("portunus_clients_connected 1"),
+        "{metrics}"
+    );
+    let series = format!(
+        r#"portunus_rule_bytes_in_total{{client="edge-01",rule="{id}",owner="_superadmin"}}"#
+    );
     assert!(metrics.contains(&series), "{metrics}");
 
-    let clients: Value = serde_json::from_str(&server.cli_ok(&["list-clients", "--format", "json"])).unwrap();
+    let clients: Value =
+        serde_json::from_str(&server.cli_ok(&["list-clients", "--format", "json"])).unwrap();
     assert_eq!(clients[0]["connected"], true);
-    assert!(clients[0]["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(clients[0]["remote_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert!(clients[0]["connected_since"].is_string());
     let text = server.cli_ok(&["list-clients"]);
-    assert!(text.contains("edge-01") && text.contains("connected"), "{text}");
+    assert!(
+        text.contains("edge-01") && text.contains("connected"),
+        "{text}"
+    );
 
     server.cli_ok(&["remove-rule", &id]);
-    wait_for("listener closed after remove-rule", DEADLINE, || (!echo_ok(local(port))).then_some(()));
+    wait_for("listener closed after remove-rule", DEADLINE, || {
+        (!echo_ok(local(port))).then_some(())
+    });
     assert_eq!(server.cli_ok(&["list-rules", "--format", "json"]), "[]");
-    wait_for("series dropped", DEADLINE, || (!server.metrics_text().contains(&id)).then_some(()));
+    wait_for("series dropped", DEADLINE, || {
+        (!server.metrics_text().contains(&id)).then_some(())
+    });
 }
 
 #[test]
@@ -102,8 +139,16 @@ fn busy_port_fails_activation_with_exit_6() {
     let out = server.cli(&["push-rule", "edge-01", &port.to_string(), "127.0.0.1:9"]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(stderr(&out).contains("port_in_use"), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&port.to_string()), "the message names the port: {}", stderr(&out));
-    assert_eq!(server.cli_ok(&["list-rules", "--format", "json"]), "[]", "a failed push leaves no rule");
+    assert!(
+        stderr(&out).contains(&port.to_string()),
+        "the message names the port: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        server.cli_ok(&["list-rules", "--format", "json"]),
+        "[]",
+        "a failed push leaves no rule"
+    );
 }
 
 #[test]
@@ -112,13 +157,17 @@ fn revoke_drops_the_stream_at_once() {
     let (server, mut client) = fleet(dir.path());
     server.cli_ok(&["revoke", "edge-01"]);
     wait_connected(&server, "edge-01", false);
-    let clients: Value = serde_json::from_str(&server.cli_ok(&["list-clients", "--format", "json"])).unwrap();
+    let clients: Value =
+        serde_json::from_str(&server.cli_ok(&["list-clients", "--format", "json"])).unwrap();
     assert_eq!(clients[0]["revoked"], true);
     // The client keeps retrying with a dead credential and stays out.
     wait_for("client to log the rejected credential", DEADLINE, || {
         client.log.text().contains("re-enroll").then_some(())
     });
-    assert!(client.exited().is_none(), "a revoked client keeps running (fail-static)");
+    assert!(
+        client.exited().is_none(),
+        "a revoked client keeps running (fail-static)"
+    );
     let out = server.cli(&["push-rule", "edge-01", "18081", "127.0.0.1:9"]);
     assert_eq!(code(&out), 5, "{}", stderr(&out));
 }
@@ -135,7 +184,10 @@ fn forwarding_survives_a_killed_server_and_reconnects() {
 
     server.pin_ports();
     server.kill9();
-    assert!(echo_ok(local(port)), "the data plane forwards while the control plane is down");
+    assert!(
+        echo_ok(local(port)),
+        "the data plane forwards while the control plane is down"
+    );
     {
         use std::io::{Read, Write};
         live.write_all(b"still here").unwrap();
@@ -150,11 +202,15 @@ fn forwarding_survives_a_killed_server_and_reconnects() {
     let mut server = Server::start(&dir_srv);
     server.token = token;
     wait_connected(&server, "edge-01", true);
-    let rules: Value = serde_json::from_str(&server.cli_ok(&["list-rules", "--format", "json"])).unwrap();
+    let rules: Value =
+        serde_json::from_str(&server.cli_ok(&["list-rules", "--format", "json"])).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 1);
     let (_id2, port2) = push(&server, backend);
     assert!(echo_ok(local(port2)), "a new push works after the restart");
-    assert!(echo_ok(local(port)), "the old rule kept working through reconciliation");
+    assert!(
+        echo_ok(local(port)),
+        "the old rule kept working through reconciliation"
+    );
 }
 
 #[test]
@@ -166,10 +222,14 @@ fn restarted_client_gets_its_rules_back() {
     assert!(echo_ok(local(port)));
     client.kill9();
     wait_connected(&server, "edge-01", false);
-    wait_for("port closed with the client gone", DEADLINE, || (!echo_ok(local(port))).then_some(()));
+    wait_for("port closed with the client gone", DEADLINE, || {
+        (!echo_ok(local(port))).then_some(())
+    });
     client.restart();
     wait_connected(&server, "edge-01", true);
-    wait_for("rule re-bound after reconnect", DEADLINE, || echo_ok(local(port)).then_some(()));
+    wait_for("rule re-bound after reconnect", DEADLINE, || {
+        echo_ok(local(port)).then_some(())
+    });
     let rule = server.api_get(&format!("/v1/rules/{id}"));
     assert_eq!(rule["state"], "active");
 }
@@ -197,22 +257,93 @@ fn wrong_pin_never_sends_the_code() {
     let home = dir.path().join("edge");
     std::fs::create_dir_all(&home).unwrap();
     let bundle = home.join("b.json");
-    let out = client_cmd(&home).args(["enroll", &bad_uri, "--out"]).arg(&bundle).output().unwrap();
+    let out = client_cmd(&home)
+        .args(["enroll", &bad_uri, "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(!bundle.exists());
-    let code_param = uri.split("code=").nth(1).unwrap().split('&').next().unwrap();
-    assert!(!stderr(&out).contains(code_param), "the code is never echoed");
+    let code_param = uri
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        !stderr(&out).contains(code_param),
+        "the code is never echoed"
+    );
     // The code was never redeemed, so the genuine URI still works once.
-    let out = client_cmd(&home).args(["enroll", &uri, "--out"]).arg(&bundle).output().unwrap();
+    let out = client_cmd(&home)
+        .args(["enroll", &uri, "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let b: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     assert_eq!(b["client_name"], "edge-01");
     assert_eq!(b["server_cert_sha256"], server.pin.as_str());
-    assert_eq!(b["server_endpoint"], format!("127.0.0.1:{}", server.control.port()));
+    assert_eq!(
+        b["server_endpoint"],
+        format!("127.0.0.1:{}", server.control.port())
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&bundle).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&bundle).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // Single use.
     let again = home.join("again.json");
-    let out = client_cmd(&home).args(["enroll", &uri, "--out"]).arg(&again).output().unwrap();
+    let out = client_cmd(&home)
+        .args(["enroll", &uri, "--out"])
+        .arg(&again)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn stats_stream_sends_events_until_the_rule_is_removed() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client) = fleet(dir.path());
+    let (id, port) = push(&server, echo_server());
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(DEADLINE)
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/rules/{id}/stats/stream", server.url()))
+        .bearer_auth(server.token.as_deref().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut lines = BufReader::new(resp).lines();
+    let first = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("data:"))
+        .unwrap();
+    let event: Value = serde_json::from_str(first.trim_start_matches("data:").trim()).unwrap();
+    assert_eq!(event["rule_id"], id.as_str());
+    assert!(echo_ok(local(port)));
+    // The next report carries the traffic.
+    wait_for("a stats event with traffic", DEADLINE, || {
+        let line = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("data:"))?;
+        let v: Value = serde_json::from_str(line.trim_start_matches("data:").trim()).ok()?;
+        (v["bytes_in"].as_u64()? > 0).then_some(())
+    });
+    server.cli_ok(&["remove-rule", &id]);
+    // The stream ends (EOF) once the rule is gone.
+    for line in lines.by_ref() {
+        line.unwrap();
+    }
 }

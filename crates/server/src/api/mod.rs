@@ -49,6 +49,7 @@ pub fn router(state: Shared) -> Router {
             get(rules::get).put(rules::update).delete(rules::delete),
         )
         .route("/v1/rules/{id}/stats", get(rules::stats))
+        .route("/v1/rules/{id}/stats/stream", get(rules::stats_stream))
         .route("/v1/metrics", get(metrics_mirror))
         .route("/v1/clients/{id}/owners", get(owner_caps::list_owners))
         .route(

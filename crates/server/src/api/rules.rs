@@ -13,6 +13,7 @@ use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use portunus_domain::rule::RuleSpec;
 use portunus_domain::{DomainError, ErrorCode};
@@ -320,4 +321,57 @@ pub async fn stats(
         q.per_target,
     );
     Ok(Json(view))
+}
+
+/// What a stats event is sent for: a new report or changed counters.
+type ReportKey = Option<(i64, u64, u64, u64)>;
+
+/// `GET /v1/rules/{id}/stats/stream`: the rule's stats as server-sent
+/// events, one now and one per new report; the stream ends when the rule
+/// is removed.
+pub async fn stats_stream(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    let row = load_visible(&state, &actor, id).await?;
+    let start: (Shared, RuleRow, ReportKey, bool) = (state, row, None, true);
+    let stream = futures::stream::unfold(start, move |(state, row, last, first)| async move {
+        let mut first = first;
+        loop {
+            if !first {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let rid = row.id.clone();
+            match state.store.call(move |c| rules::find(c, &rid)).await {
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+            let reported = state.stats.get(&row.id);
+            let key = reported.as_ref().map(|r| {
+                (
+                    r.at,
+                    r.stats.bytes_in,
+                    r.stats.bytes_out,
+                    r.stats.connections_total,
+                )
+            });
+            if first || key != last {
+                let view = StatsView::new(
+                    &row,
+                    reported.as_ref().map(|r| (&r.stats, r.at)),
+                    q.per_port,
+                    q.per_target,
+                );
+                let event = Event::default()
+                    .event("stats")
+                    .json_data(&view)
+                    .unwrap_or_default();
+                return Some((Ok(event), (state, row, key, false)));
+            }
+            first = false;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
