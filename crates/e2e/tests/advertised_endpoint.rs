@@ -831,7 +831,9 @@ fn client_address_is_recorded_validated_and_listed() {
         "kept.example.com"
     );
 
-    // The offline path (no server running) records and validates it too.
+    // The offline path (no server running) records and validates it too;
+    // it needs the real control port in server.toml to name it.
+    s.pin_ports();
     s.terminate();
     let out = offline(
         dir.path(),

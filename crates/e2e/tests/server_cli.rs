@@ -344,3 +344,20 @@ fn push_to_a_disconnected_client_is_refused() {
     });
     assert_eq!(rules, "[]");
 }
+
+#[test]
+fn offline_enrollment_refuses_an_ephemeral_control_port() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("server.toml"), "control_listen = \"127.0.0.1:0\"\n").unwrap();
+    let out = run_server_cli(dir.path(), None, None, &["enroll-client", "edge-01"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("port 0"), "{}", stderr(&out));
+    std::fs::write(
+        dir.path().join("server.toml"),
+        "control_listen = \"127.0.0.1:0\"\nadvertised_endpoint = \"localhost:7443\"\n",
+    )
+    .unwrap();
+    let out = run_server_cli(dir.path(), None, None, &["enroll-client", "edge-01"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("portunus://localhost:7443/enroll"));
+}

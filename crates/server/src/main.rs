@@ -43,7 +43,11 @@ async fn main() -> ExitCode {
             let (code, text) = if let Some(d) = e.downcast_ref::<DomainError>() {
                 (d.code.exit_code(), format!("{} ({})", d.message, d.code))
             } else if let Some(s) = e.downcast_ref::<store::StoreError>() {
-                (s.code().exit_code(), format!("{s} ({})", s.code()))
+                let message = match s {
+                    store::StoreError::Domain(d) => d.message.clone(),
+                    other => other.to_string(),
+                };
+                (s.code().exit_code(), format!("{message} ({})", s.code()))
             } else {
                 (1, format!("{e:#}"))
             };

@@ -55,6 +55,15 @@ pub fn enroll_client(
     let created = store.blocking(|conn| {
         let over = crate::store::settings::get(conn, crate::store::settings::ADVERTISED_ENDPOINT)?;
         let endpoint = resolver.resolve(over.as_deref())?;
+        if endpoint.source == crate::advertised::Source::Loopback && config.control_listen.port() == 0 {
+            // An ephemeral control port is only known to a running server.
+            return Err(portunus_domain::DomainError::new(
+                portunus_domain::ErrorCode::EndpointInvalid,
+                "control_listen uses port 0, so no server-less enrollment can name the port clients dial; \
+                 enroll while the server runs, or set advertised_endpoint",
+            )
+            .into());
+        }
         crate::enrollment::create(conn, name, address, ttl_secs, &endpoint.endpoint, &pin)
     })?;
     Ok(created)
