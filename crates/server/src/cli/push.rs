@@ -40,20 +40,29 @@ pub struct PushArgs {
     pub format: Format,
 }
 
+/// Caps; each burst defaults to one second of its rate and must lie in
+/// [rate/100, rate*60].
 #[derive(Debug, Clone, clap::Args, Default)]
 pub struct CapArgs {
+    /// Bytes per second from peers towards targets (throttles, never closes).
     #[arg(long)]
     pub bandwidth_in_bps: Option<u64>,
+    /// Bytes per second from targets back to peers.
     #[arg(long)]
     pub bandwidth_out_bps: Option<u64>,
+    /// New connections (UDP: new flows) admitted per second.
     #[arg(long)]
     pub new_connections_per_sec: Option<u64>,
+    /// Connections (UDP: flows) open at once.
     #[arg(long)]
     pub concurrent_connections: Option<u64>,
+    /// Bytes that may pass at once above the inbound rate.
     #[arg(long)]
     pub bandwidth_in_burst: Option<u64>,
+    /// Bytes that may pass at once above the outbound rate.
     #[arg(long)]
     pub bandwidth_out_burst: Option<u64>,
+    /// Connections that may be admitted at once above the rate.
     #[arg(long)]
     pub new_connections_burst: Option<u64>,
 }
