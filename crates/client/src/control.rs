@@ -9,11 +9,10 @@
 use crate::backoff::Backoff;
 use crate::bundle::Token;
 use crate::pin::CertPin;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Desired, Reconciler};
 use crate::{tls, wire};
 use portunus_dataplane::EngineConfig;
 use portunus_domain::endpoint::Endpoint;
-use portunus_domain::rule::RateLimit;
 use portunus_proto::pb::server_message::Kind;
 use portunus_proto::pb::{self, control_client::ControlClient};
 use rand::rngs::StdRng;
@@ -48,9 +47,6 @@ pub struct Control {
     cfg: ControlConfig,
     /// `Bearer <token>`, flagged sensitive so that no debug output shows it.
     authorization: AsciiMetadataValue,
-    /// Owner envelopes as last sent by the server. Enforcement across an
-    /// owner's rules is not implemented by the data plane yet.
-    owner_limits: BTreeMap<String, RateLimit>,
 }
 
 /// Why a session ended; each is logged differently.
@@ -68,11 +64,7 @@ impl Control {
             .parse()
             .map_err(|_| TokenNotAscii)?;
         authorization.set_sensitive(true);
-        Ok(Control {
-            cfg,
-            authorization,
-            owner_limits: BTreeMap::new(),
-        })
+        Ok(Control { cfg, authorization })
     }
 
     /// Runs until the future is dropped, which is how shutdown stops it.
@@ -166,8 +158,8 @@ impl Control {
                 let mut undecodable = Vec::new();
                 for rule in &set.rules {
                     match portunus_proto::rule_from_pb(rule) {
-                        Ok((id, _owner, spec)) => {
-                            desired.insert(id, spec);
+                        Ok((id, owner, spec)) => {
+                            desired.insert(id, Desired { owner, spec });
                         }
                         Err(e) => undecodable.push((rule.rule_id.clone(), wire::undecodable(e))),
                     }
@@ -182,7 +174,7 @@ impl Control {
             }
             Some(Kind::Push(rule)) => {
                 let outcome = match portunus_proto::rule_from_pb(&rule) {
-                    Ok((id, _owner, spec)) => rec.apply_one(id, spec).await,
+                    Ok((id, owner, spec)) => rec.apply_one(id, &owner, spec).await,
                     Err(e) => rec.reject(rule.rule_id.clone(), wire::undecodable(e)).await,
                 };
                 send(tx, wire::outcome(outcome)).await;
@@ -192,14 +184,17 @@ impl Control {
             }
             Some(Kind::OwnerRateLimit(envelope)) => {
                 tracing::debug!(owner = %envelope.owner, present = envelope.rate_limit.is_some(), "owner rate limit");
-                match envelope.rate_limit {
-                    Some(limit) => {
-                        self.owner_limits
-                            .insert(envelope.owner, portunus_proto::rate_limit_from_pb(&limit));
+                let limit = envelope
+                    .rate_limit
+                    .as_ref()
+                    .map(portunus_proto::rate_limit_from_pb)
+                    .filter(|l| !l.is_empty());
+                match limit.map(|l| l.validate().map(|()| l)) {
+                    Some(Err(e)) => {
+                        tracing::warn!(owner = %envelope.owner, error = %e, "owner rate limit refused")
                     }
-                    None => {
-                        self.owner_limits.remove(&envelope.owner);
-                    }
+                    Some(Ok(l)) => rec.engine().set_owner_limit(&envelope.owner, Some(l)),
+                    None => rec.engine().set_owner_limit(&envelope.owner, None),
                 }
             }
             None => {

@@ -23,6 +23,13 @@ pub enum Outcome {
     Removed,
 }
 
+/// A rule the server wants here, with the owner whose envelope it obeys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub owner: String,
+    pub spec: RuleSpec,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleOutcome {
     pub rule_id: String,
@@ -65,14 +72,15 @@ impl Reconciler {
 
     /// Makes the running set equal to `desired` and returns one outcome per
     /// desired rule, in rule-id order.
-    pub async fn apply_set(&mut self, desired: BTreeMap<String, RuleSpec>) -> Vec<RuleOutcome> {
+    pub async fn apply_set(&mut self, desired: BTreeMap<String, Desired>) -> Vec<RuleOutcome> {
         let plan = plan(
             self.running.iter().map(|(id, h)| (id.as_str(), h.spec())),
-            desired.iter().map(|(id, spec)| (id.as_str(), spec)),
+            desired.iter().map(|(id, d)| (id.as_str(), &d.spec)),
         );
         tracing::info!(
             keep = plan.keep.len(),
             start = plan.start.len(),
+            update = plan.update.len(),
             restart = plan.restart.len(),
             stop = plan.stop.len(),
             "reconciling full rule set"
@@ -84,6 +92,14 @@ impl Reconciler {
                 self.stop_in_background(handle).await;
             }
         }
+        let mut failed_updates = BTreeMap::new();
+        for id in &plan.update {
+            if let (Some(handle), Some(want)) = (self.running.get_mut(id), desired.get(id)) {
+                if let Err(e) = update_caps(id, handle, &want.spec) {
+                    failed_updates.insert(id.clone(), e);
+                }
+            }
+        }
         for id in &plan.restart {
             if let Some(handle) = self.running.remove(id) {
                 tracing::info!(rule_id = %id, "rule spec changed; restarting");
@@ -92,37 +108,59 @@ impl Reconciler {
                 handle.stop(Duration::ZERO).await;
             }
         }
-        let mut outcomes = Vec::with_capacity(desired.len());
-        for (id, spec) in desired {
-            let outcome = if self.running.contains_key(&id) {
+        // Rules that route by SNI start first: they open their port in SNI
+        // mode, so that a rule without a pattern on the same port joins it
+        // as the fallback instead of taking the port as a plain listener.
+        let (sni, plain): (Vec<_>, Vec<_>) = desired
+            .into_iter()
+            .partition(|(_, d)| d.spec.sni_pattern.is_some());
+        let mut outcomes = BTreeMap::new();
+        for (id, Desired { owner, spec }) in sni.into_iter().chain(plain) {
+            let outcome = if let Some(error) = failed_updates.remove(&id) {
                 RuleOutcome {
-                    rule_id: id,
+                    rule_id: id.clone(),
+                    outcome: Outcome::Failed(error),
+                }
+            } else if self.running.contains_key(&id) {
+                RuleOutcome {
+                    rule_id: id.clone(),
                     outcome: Outcome::Activated,
                 }
             } else {
-                self.start(id, spec).await
+                self.start(id.clone(), &owner, spec).await
             };
-            outcomes.push(outcome);
+            outcomes.insert(id, outcome);
         }
-        outcomes
+        outcomes.into_values().collect()
     }
 
-    /// One pushed rule: unchanged is re-acknowledged, changed is restarted,
-    /// new (or previously failed) is started.
-    pub async fn apply_one(&mut self, id: String, spec: RuleSpec) -> RuleOutcome {
-        match self.running.get(&id) {
+    /// One pushed rule: unchanged is re-acknowledged, changed only in its
+    /// caps is updated in place, otherwise changed is restarted, new (or
+    /// previously failed) is started.
+    pub async fn apply_one(&mut self, id: String, owner: &str, spec: RuleSpec) -> RuleOutcome {
+        match self.running.get_mut(&id) {
             Some(handle) if *handle.spec() == spec => RuleOutcome {
                 rule_id: id,
                 outcome: Outcome::Activated,
             },
+            Some(handle) if plan::only_caps_differ(handle.spec(), &spec) => {
+                let outcome = match update_caps(&id, handle, &spec) {
+                    Ok(()) => Outcome::Activated,
+                    Err(e) => Outcome::Failed(e),
+                };
+                RuleOutcome {
+                    rule_id: id,
+                    outcome,
+                }
+            }
             Some(_) => {
                 if let Some(handle) = self.running.remove(&id) {
                     tracing::info!(rule_id = %id, "rule spec changed; restarting");
                     handle.stop(Duration::ZERO).await;
                 }
-                self.start(id, spec).await
+                self.start(id, owner, spec).await
             }
-            None => self.start(id, spec).await,
+            None => self.start(id, owner, spec).await,
         }
     }
 
@@ -179,8 +217,8 @@ impl Reconciler {
         while self.draining.join_next().await.is_some() {}
     }
 
-    async fn start(&mut self, id: String, spec: RuleSpec) -> RuleOutcome {
-        match self.engine.start_rule(&id, spec.clone()).await {
+    async fn start(&mut self, id: String, owner: &str, spec: RuleSpec) -> RuleOutcome {
+        match self.engine.start_owned_rule(&id, owner, spec.clone()).await {
             Ok(handle) => {
                 tracing::info!(rule_id = %id, "rule activated");
                 self.failed.remove(&id);
@@ -207,5 +245,20 @@ impl Reconciler {
         while self.draining.try_join_next().is_some() {}
         handle.close_listeners().await;
         self.draining.spawn(handle.stop(self.drain));
+    }
+}
+
+/// Applies a spec that differs from the running one only in its caps; the
+/// rule keeps running under its old caps when the new ones are refused.
+fn update_caps(id: &str, handle: &mut RuleHandle, spec: &RuleSpec) -> Result<(), ActivationError> {
+    match handle.set_rate_limit(spec.rate_limit) {
+        Ok(()) => {
+            tracing::info!(rule_id = %id, "rule caps changed in place");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(rule_id = %id, detail = %error.detail, "rule caps refused");
+            Err(error)
+        }
     }
 }

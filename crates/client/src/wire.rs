@@ -62,6 +62,9 @@ fn rule_stats(rule_id: String, s: RuleStats) -> pb::RuleStats {
         active_flows: s.active_flows,
         flows_dropped_overflow: s.flows_dropped_overflow,
         rate_limit_rejects: s.rate_limit_rejects,
+        rate_limit_rejects_new_connections: s.rate_limit_rejects_new_connections,
+        rate_limit_rejects_concurrency: s.rate_limit_rejects_concurrency,
+        rate_limit_rejects_bandwidth: s.rate_limit_rejects_bandwidth,
         sni_routed: s.sni_routed,
         sni_unmatched: s.sni_unmatched,
         ports: s
@@ -151,6 +154,9 @@ mod tests {
             rate_limit_rejects: 12,
             sni_routed: 13,
             sni_unmatched: 14,
+            rate_limit_rejects_new_connections: 23,
+            rate_limit_rejects_concurrency: 24,
+            rate_limit_rejects_bandwidth: 25,
             ports: vec![PortStats {
                 port: 8443,
                 bytes_in: 15,
@@ -187,8 +193,14 @@ mod tests {
             r.rate_limit_rejects,
             r.sni_routed,
             r.sni_unmatched,
+            r.rate_limit_rejects_new_connections,
+            r.rate_limit_rejects_concurrency,
+            r.rate_limit_rejects_bandwidth,
         ];
-        assert_eq!(counters, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(
+            counters,
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 23, 24, 25]
+        );
         assert_eq!(r.rule_id, "r1");
         assert_eq!(
             r.ports,

@@ -7,6 +7,7 @@
 
 #[cfg(target_os = "linux")]
 pub(crate) mod splice;
+pub(crate) mod throttle;
 pub(crate) mod userspace;
 
 use socket2::SockRef;
@@ -151,6 +152,14 @@ impl Pumps {
         Pumps::Userspace(
             userspace::UserspacePump::new(),
             userspace::UserspacePump::new(),
+        )
+    }
+
+    /// The userspace copy, each direction charging its chunks to `charge`.
+    pub(crate) fn throttled(inbound: throttle::Charge, outbound: throttle::Charge) -> Pumps {
+        Pumps::Userspace(
+            userspace::UserspacePump::throttled(inbound),
+            userspace::UserspacePump::throttled(outbound),
         )
     }
 

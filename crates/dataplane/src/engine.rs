@@ -1,15 +1,19 @@
 //! The engine: settings shared by all rules, and rule activation.
 
-use crate::capability::{self, missing_capability};
+use crate::capability;
 use crate::error::{ActivationError, ActivationReason};
 use crate::handle::{Connections, RuleHandle};
+use crate::limit::{LimitCell, RuleLimits};
 use crate::resolve::Resolver;
+use crate::sni::SniPorts;
 use crate::stats::RuleCounters;
 use crate::target::Dialer;
 use crate::tcp;
-use portunus_domain::rule::{Limits, Protocol, RuleSpec};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use crate::udp;
+use portunus_domain::rule::{Limits, Protocol, RateLimit, RuleSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 /// Engine-wide settings, pushed by the server in its welcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,11 @@ pub struct Engine {
 struct Shared {
     config: RwLock<EngineConfig>,
     resolver: Resolver,
+    sni_ports: SniPorts,
+    /// Per-owner envelopes on this edge, read by every connection of the
+    /// owner's rules. An owner keeps its cell once seen, so a deleted and
+    /// re-set envelope still counts the connections that are open.
+    owners: Mutex<HashMap<String, Arc<LimitCell>>>,
 }
 
 /// The engine enforces no range cap of its own: the server already checked
@@ -62,6 +71,8 @@ impl Engine {
             shared: Arc::new(Shared {
                 config: RwLock::new(config),
                 resolver: Resolver::default(),
+                sni_ports: SniPorts::default(),
+                owners: Mutex::default(),
             }),
             copy_mode: CopyMode::Auto,
         }
@@ -92,25 +103,61 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner) = config;
     }
 
-    /// Binds every listen port of the rule atomically (all or none) and
-    /// starts forwarding. Must be called inside a Tokio runtime.
+    /// Sets (`Some`) or lifts (`None`) the envelope that caps the sum of
+    /// `owner`'s rules on this edge. Running rules obey it from their next
+    /// connection and their next charge; what is banked carries over.
+    pub fn set_owner_limit(&self, owner: &str, limit: Option<RateLimit>) {
+        self.owner_cell(owner).set(limit.as_ref(), Instant::now());
+    }
+
+    fn owner_cell(&self, owner: &str) -> Arc<LimitCell> {
+        let mut owners = self
+            .shared
+            .owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        owners.entry(owner.to_string()).or_default().clone()
+    }
+
+    /// Starts a rule under no owner envelope; see `start_owned_rule`.
     pub async fn start_rule(
         &self,
         id: &str,
         spec: RuleSpec,
     ) -> Result<RuleHandle, ActivationError> {
+        self.start_with(id, Arc::default(), spec).await
+    }
+
+    /// Binds every listen port of the rule atomically (all or none) and
+    /// starts forwarding under `owner`'s envelope and the rule's own caps.
+    /// Must be called inside a Tokio runtime.
+    pub async fn start_owned_rule(
+        &self,
+        id: &str,
+        owner: &str,
+        spec: RuleSpec,
+    ) -> Result<RuleHandle, ActivationError> {
+        self.start_with(id, self.owner_cell(owner), spec).await
+    }
+
+    async fn start_with(
+        &self,
+        id: &str,
+        owner: Arc<LimitCell>,
+        spec: RuleSpec,
+    ) -> Result<RuleHandle, ActivationError> {
         spec.validate(&ENGINE_LIMITS)
             .map_err(|e| ActivationError::new(ActivationReason::InvalidRule, e.to_string()))?;
-        if let Some(feature) = missing_capability(&spec) {
-            return Err(unsupported(feature));
-        }
+        let limits = RuleLimits {
+            owner,
+            rule: Arc::new(LimitCell::new(spec.rate_limit.as_ref(), Instant::now())),
+        };
         let counters = Arc::new(RuleCounters::new(&spec));
         let connections = Connections::default();
+        let mut sni = None;
         let listeners = match spec.protocol {
-            Protocol::Tcp => tcp::start(
-                id,
-                &spec,
-                tcp::TcpRule {
+            Protocol::Tcp => {
+                let rule = tcp::TcpRule {
                     counters: counters.clone(),
                     dialer: Dialer::new(&spec, self.shared.resolver.clone()),
                     splice: capability::may_splice(
@@ -118,21 +165,28 @@ impl Engine {
                         self.copy_mode,
                         spec.rate_limit.as_ref(),
                     ),
+                    limits: limits.clone(),
                     connections: connections.clone(),
-                },
+                };
+                let started = tcp::start(id, &spec, rule, &self.shared.sni_ports)?;
+                sni = started.sni;
+                started.tasks
+            }
+            Protocol::Udp => udp::start(
+                id,
+                &spec,
+                udp::UdpRule::new(
+                    &spec,
+                    counters.clone(),
+                    self.shared.resolver.clone(),
+                    limits.clone(),
+                    self.clone(),
+                ),
             )?,
-            // `missing_capability` refuses UDP before this point; the UDP
-            // engine starts here once it exists.
-            Protocol::Udp => return Err(unsupported("udp forwarding")),
         };
         tracing::debug!(rule = id, ports = spec.width(), "rule started");
-        Ok(RuleHandle::new(id, spec, counters, listeners, connections))
+        Ok(RuleHandle::new(id, spec, counters, listeners, connections)
+            .with_sni(sni)
+            .with_limits(limits.rule))
     }
-}
-
-fn unsupported(feature: &str) -> ActivationError {
-    ActivationError::new(
-        ActivationReason::Unsupported,
-        format!("{feature} is not supported by this client"),
-    )
 }

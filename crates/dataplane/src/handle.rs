@@ -1,11 +1,14 @@
 //! A running rule and how it ends: listeners close first, connections get
 //! a grace period, then whatever is left is aborted.
 
+use crate::error::{ActivationError, ActivationReason};
+use crate::limit::LimitCell;
+use crate::sni::SniMembership;
 use crate::stats::{RuleCounters, RuleStats};
-use portunus_domain::rule::RuleSpec;
+use portunus_domain::rule::{RateLimit, RuleSpec};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +42,11 @@ pub struct RuleHandle {
     counters: Arc<RuleCounters>,
     /// One accept loop per listen port; each owns its listener.
     listeners: Vec<JoinHandle<()>>,
+    /// The rule's seat at a shared SNI port, whose socket the port owns.
+    sni: Option<SniMembership>,
     connections: Connections,
+    /// The rule's own caps, shared by all its connections and ports.
+    limits: Arc<LimitCell>,
 }
 
 impl RuleHandle {
@@ -55,8 +62,36 @@ impl RuleHandle {
             spec,
             counters,
             listeners,
+            sni: None,
             connections,
+            limits: Arc::default(),
         }
+    }
+
+    pub(crate) fn with_limits(mut self, limits: Arc<LimitCell>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Changes the rule's caps in place: new connections (UDP: new flows)
+    /// and new charges obey them, live connections stay open, and a raised
+    /// cap mints no free burst. A connection that started uncapped on the
+    /// zero-copy path stays unthrottled.
+    pub fn set_rate_limit(&mut self, limit: Option<RateLimit>) -> Result<(), ActivationError> {
+        let limit = limit.filter(|l| !l.is_empty());
+        if let Some(l) = &limit {
+            l.validate()
+                .map_err(|e| ActivationError::new(ActivationReason::InvalidRule, e.to_string()))?;
+        }
+        self.limits.set(limit.as_ref(), Instant::now());
+        self.spec.rate_limit = limit;
+        Ok(())
+    }
+
+    /// Attaches the rule's seat at a shared SNI port.
+    pub(crate) fn with_sni(mut self, sni: Option<SniMembership>) -> Self {
+        self.sni = sni;
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -80,6 +115,9 @@ impl RuleHandle {
     /// Closes every listener of the rule and returns once its ports are
     /// free to bind again. Live connections keep running. Idempotent.
     pub async fn close_listeners(&mut self) {
+        if let Some(sni) = self.sni.take() {
+            sni.leave().await;
+        }
         for listener in &self.listeners {
             listener.abort();
         }

@@ -9,10 +9,14 @@
 //! Start reading at [`Engine::start_rule`] (`engine.rs`): it checks the
 //! spec, binds every port (`listener.rs`) and spawns one accept loop per
 //! port (`tcp.rs`). Each accepted connection dials a target (`target.rs`,
-//! names resolved by `resolve.rs`) and then runs the one bidirectional copy
-//! state machine (`copy.rs`) with either the splice or the userspace pump.
-//! Counters live in `stats.rs`; the running rule and its shutdown in
-//! `handle.rs`.
+//! names resolved by `resolve.rs`, the best healthy one first by
+//! `health.rs`), writes a PROXY header when the target wants one
+//! (`proxy_protocol.rs`) and then runs the one bidirectional copy state
+//! machine (`copy.rs`) with either the splice or the userspace pump. Rules
+//! routed by TLS SNI share one listening socket per port (`sni.rs`).
+//! UDP rules run one task per listen port with a flow table and batched
+//! I/O (`udp.rs`). Counters live in `stats.rs`; the running rule and its
+//! shutdown in `handle.rs`.
 //!
 //! **Architecture invariant:** all `unsafe` code sits in `sys.rs`, a few
 //! thin syscall wrappers; every other module is safe Rust.
@@ -22,14 +26,19 @@ mod copy;
 mod engine;
 mod error;
 mod handle;
+mod health;
+pub mod limit;
 mod listener;
+mod proxy_protocol;
 mod resolve;
+pub mod sni;
 mod stats;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod sys;
 mod target;
 mod tcp;
+mod udp;
 
 #[cfg(test)]
 mod tests;

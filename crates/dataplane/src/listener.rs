@@ -15,7 +15,7 @@ const BACKLOG: i32 = 1024;
 pub(crate) fn bind_tcp(ports: RangeInclusive<u16>) -> Result<Vec<TcpListener>, ActivationError> {
     let mut sockets = Vec::with_capacity(ports.len());
     for port in ports.clone() {
-        let socket = bind_one(port).map_err(|e| classify_bind_error(port, &e))?;
+        let socket = bind_one(port).map_err(|e| classify_bind_error("tcp", port, &e))?;
         sockets.push(socket);
     }
     // Registering with the runtime only after every bind succeeded keeps
@@ -34,6 +34,29 @@ pub(crate) fn bind_tcp(ports: RangeInclusive<u16>) -> Result<Vec<TcpListener>, A
         .collect()
 }
 
+/// Binds every port of `ports` for UDP on all IPv4 addresses, all or none
+/// like `bind_tcp`. The sockets are returned unregistered and blocking;
+/// the UDP engine sets them up.
+pub(crate) fn bind_udp(
+    ports: RangeInclusive<u16>,
+) -> Result<Vec<std::net::UdpSocket>, ActivationError> {
+    ports
+        .map(|port| {
+            bind_one_udp(port)
+                .map(std::net::UdpSocket::from)
+                .map_err(|e| classify_bind_error("udp", port, &e))
+        })
+        .collect()
+}
+
+/// No `SO_REUSEADDR` here: for UDP it would let two sockets share the
+/// port and hide a busy one.
+fn bind_one_udp(port: u16) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    Ok(socket)
+}
+
 /// A listening, nonblocking socket. `SO_REUSEADDR` lets a port be bound
 /// again while old connections linger in TIME_WAIT, yet still fails when
 /// another socket listens there; `SO_REUSEPORT` would hide that.
@@ -49,13 +72,13 @@ fn bind_one(port: u16) -> io::Result<Socket> {
 /// Maps a failed bind or listen to the reason reported to the server.
 /// EADDRINUSE can come from `listen` too, when two sockets with
 /// `SO_REUSEADDR` bound the same port.
-pub(crate) fn classify_bind_error(port: u16, error: &io::Error) -> ActivationError {
+pub(crate) fn classify_bind_error(protocol: &str, port: u16, error: &io::Error) -> ActivationError {
     let reason = match error.kind() {
         io::ErrorKind::AddrInUse => ActivationReason::PortInUse,
         io::ErrorKind::PermissionDenied => ActivationReason::PermissionDenied,
         _ => ActivationReason::BindFailed,
     };
-    ActivationError::new(reason, format!("tcp port {port}: {error}"))
+    ActivationError::new(reason, format!("{protocol} port {port}: {error}"))
 }
 
 #[cfg(test)]
@@ -73,9 +96,9 @@ mod tests {
             (libc::ENOBUFS, ActivationReason::BindFailed),
         ];
         for (errno, want) in cases {
-            let e = classify_bind_error(4242, &io::Error::from_raw_os_error(errno));
+            let e = classify_bind_error("udp", 4242, &io::Error::from_raw_os_error(errno));
             assert_eq!(e.reason, want, "errno {errno}");
-            assert!(e.detail.contains("4242"), "{}", e.detail);
+            assert!(e.detail.contains("udp port 4242"), "{}", e.detail);
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Thin wrappers over the Linux syscalls the splice pump needs. This is the
-//! only module with `unsafe` code: each wrapper takes borrowed or owned
-//! descriptors, so the callers cannot pass a closed or foreign fd, and
-//! turns `-1` into `io::Error`.
+//! Thin wrappers over the Linux syscalls the splice pump and the UDP
+//! sockets need. This is the only module with `unsafe` code: each wrapper
+//! takes borrowed or owned descriptors, so the callers cannot pass a
+//! closed or foreign fd, and turns `-1` into `io::Error`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -58,4 +58,30 @@ pub(crate) fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io
         return Err(io::Error::last_os_error());
     }
     usize::try_from(rc).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Sets an integer socket option, for the few options `socket2` has no
+/// setter for.
+pub(crate) fn set_int_option(
+    socket: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the descriptor is live for the duration of the borrow; the
+    // option value points at a c_int on this stack frame and the length
+    // passed is exactly its size, so the kernel reads nothing else.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -1,23 +1,37 @@
-//! Choosing and dialing a rule's targets: by priority, every resolved
-//! address of one target before the next target.
+//! Choosing and dialing a rule's targets: the best healthy target first,
+//! then the others by priority; every resolved address of one target
+//! before the next target. Each attempt feeds the target's health.
 
+use crate::health::{Health, HealthCell};
 use crate::resolve::{ResolveError, Resolver};
 use crate::stats::RuleCounters;
-use portunus_domain::rule::{RuleSpec, Target};
+use portunus_domain::rule::{ProxyProtocol, RuleSpec, Target};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// How long one address may take to accept a connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Target indices in the order to try them: lowest priority number first,
-/// list order among equals.
-pub(crate) fn attempt_order(targets: &[Target]) -> Vec<usize> {
+/// Target indices by preference: lowest priority number first, list order
+/// among equals.
+pub(crate) fn priority_order(targets: &[Target]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..targets.len()).collect();
     order.sort_by_key(|&i| targets[i].priority);
+    order
+}
+
+/// The order to try targets in for one connection: the best healthy one
+/// first, then all the others by priority. With no healthy target this is
+/// the priority order, so the best one is still tried first.
+pub(crate) fn attempt_order(priority: &[usize], healthy: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut order = priority.to_vec();
+    if let Some(pos) = order.iter().position(|&i| healthy(i)) {
+        let best = order.remove(pos);
+        order.insert(0, best);
+    }
     order
 }
 
@@ -63,7 +77,7 @@ pub(crate) struct Dialed {
 /// Dials the targets of one rule.
 pub(crate) struct Dialer {
     targets: Vec<Target>,
-    order: Vec<usize>,
+    priority: Vec<usize>,
     prefer_ipv6: bool,
     resolver: Resolver,
     connect_timeout: Duration,
@@ -72,12 +86,21 @@ pub(crate) struct Dialer {
 impl Dialer {
     pub(crate) fn new(spec: &RuleSpec, resolver: Resolver) -> Self {
         Dialer {
-            order: attempt_order(&spec.targets),
+            priority: priority_order(&spec.targets),
             targets: spec.targets.clone(),
             prefer_ipv6: spec.prefer_ipv6,
             resolver,
             connect_timeout: CONNECT_TIMEOUT,
         }
+    }
+
+    pub(crate) fn target_count(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// The PROXY protocol header target `index` wants, if any.
+    pub(crate) fn proxy_protocol(&self, index: usize) -> Option<ProxyProtocol> {
+        self.targets.get(index).and_then(|t| t.proxy_protocol)
     }
 
     /// Connects to the first target that answers, for a connection accepted
@@ -89,15 +112,24 @@ impl Dialer {
         offset: u16,
         counters: &RuleCounters,
     ) -> Result<Dialed, DialError> {
+        let order = attempt_order(&self.priority, |i| {
+            counters.target(i).is_none_or(|t| t.health.is_healthy())
+        });
         let mut last = None;
-        for (attempt, &index) in self.order.iter().enumerate() {
+        for (attempt, &index) in order.iter().enumerate() {
             let target = &self.targets[index];
             let per_target = counters.target(index);
-            match self.dial_target(target, offset, counters).await {
+            let result = self.dial_target(target, offset).await;
+            if let Some(t) = per_target {
+                let counter = match &result {
+                    Ok(_) => &t.connects_ok,
+                    Err(_) => &t.connects_failed,
+                };
+                counter.inc();
+                record_health(&t.health, target, result.is_ok());
+            }
+            match result {
                 Ok((stream, addr)) => {
-                    if let Some(t) = per_target {
-                        t.connects_ok.inc();
-                    }
                     if attempt > 0 {
                         counters.target_failovers.inc();
                     }
@@ -108,8 +140,8 @@ impl Dialer {
                     });
                 }
                 Err(e) => {
-                    if let Some(t) = per_target {
-                        t.connects_failed.inc();
+                    if matches!(e, TargetError::Resolve(_)) {
+                        counters.dns_failures.inc();
                     }
                     debug!(host = %target.host, error = %e, "target failed");
                     last = Some(e);
@@ -118,34 +150,39 @@ impl Dialer {
         }
         match last {
             Some(last) => Err(DialError::AllFailed {
-                tried: self.order.len(),
+                tried: order.len(),
                 last,
             }),
             None => Err(DialError::NoTargets),
         }
     }
 
+    /// One active health probe of target `index`: can a TCP connection be
+    /// opened to its first port? The connection is closed at once.
+    pub(crate) async fn probe(&self, index: usize, counters: &RuleCounters) {
+        let (Some(target), Some(t)) = (self.targets.get(index), counters.target(index)) else {
+            return;
+        };
+        let result = self.dial_target(target, 0).await;
+        if let Err(e) = &result {
+            debug!(host = %target.host, error = %e, "health probe failed");
+        }
+        record_health(&t.health, target, result.is_ok());
+    }
+
     async fn dial_target(
         &self,
         target: &Target,
         offset: u16,
-        counters: &RuleCounters,
     ) -> Result<(TcpStream, SocketAddr), TargetError> {
         let port = target_port(target.port, offset).ok_or(TargetError::PortOutOfRange {
             base: target.port,
             offset,
         })?;
-        let addrs = match self
+        let addrs = self
             .resolver
             .resolve(&target.host, port, self.prefer_ipv6)
-            .await
-        {
-            Ok(addrs) => addrs,
-            Err(e) => {
-                counters.dns_failures.inc();
-                return Err(e.into());
-            }
-        };
+            .await?;
         let mut last = None;
         for addr in addrs {
             let source =
@@ -166,6 +203,18 @@ impl Dialer {
     }
 }
 
+/// Feeds one outcome to a target's health and logs when it flips.
+fn record_health(cell: &HealthCell, target: &Target, ok: bool) {
+    let (before, after) = cell.record(ok);
+    if before.is_healthy() != after.is_healthy() {
+        let target = format!("{}:{}", target.host, target.port);
+        match after {
+            Health::Failed { .. } => info!(%target, "target marked failed"),
+            Health::Healthy { .. } => info!(%target, "target healthy again"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn attempt_order_table() {
+    fn priority_order_table() {
         let cases: [(&[u32], &[usize]); 6] = [
             (&[1], &[0]),
             (&[1, 2], &[0, 1]),
@@ -191,8 +240,31 @@ mod tests {
         ];
         for (priorities, want) in cases {
             let targets: Vec<Target> = priorities.iter().map(|&p| target(p)).collect();
-            assert_eq!(attempt_order(&targets), want, "{priorities:?}");
+            assert_eq!(priority_order(&targets), want, "{priorities:?}");
         }
+    }
+
+    #[test]
+    fn attempt_order_table() {
+        // Priority order 0, 1, 2, 3; `healthy[i]` is target i's health.
+        let priority = [0, 1, 2, 3];
+        let cases: [(&[bool], &[usize]); 6] = [
+            (&[true, true, true, true], &[0, 1, 2, 3]),
+            (&[false, true, true, true], &[1, 0, 2, 3]),
+            (&[false, false, true, false], &[2, 0, 1, 3]),
+            (&[false, false, false, true], &[3, 0, 1, 2]),
+            (&[false, false, false, false], &[0, 1, 2, 3]),
+            (&[true, false, false, false], &[0, 1, 2, 3]),
+        ];
+        for (healthy, want) in cases {
+            assert_eq!(
+                attempt_order(&priority, |i| healthy[i]),
+                want,
+                "{healthy:?}"
+            );
+        }
+        assert_eq!(attempt_order(&[2, 0, 1], |i| i != 2), vec![0, 2, 1]);
+        assert_eq!(attempt_order(&[], |_| true), Vec::<usize>::new());
     }
 
     #[test]

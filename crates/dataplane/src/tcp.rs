@@ -1,68 +1,176 @@
-//! TCP forwarding: one accept loop per listen port, one task per accepted
-//! connection that dials a target and copies both ways.
+//! TCP forwarding: one accept loop per listen port (or a seat at a shared
+//! SNI port), one task per accepted connection that dials a target, writes
+//! the connection's preface (PROXY header, replayed ClientHello) and then
+//! copies both ways.
 
 use crate::copy::{Direction, Pumps};
 use crate::error::ActivationError;
 use crate::handle::Connections;
+use crate::limit::{self, Admission, RuleLimits};
 use crate::listener;
+use crate::proxy_protocol;
+use crate::sni::{SniMembership, SniPorts};
 use crate::stats::{ConnectionGuard, RuleCounters};
 use crate::target::Dialer;
 use portunus_domain::rule::RuleSpec;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tracing::{debug, debug_span, warn, Instrument};
+use tracing::{debug, debug_span, warn, Instrument, Span};
+
+/// How long writing a connection's preface (PROXY header and replayed
+/// ClientHello) to a fresh target connection may take.
+pub(crate) const PREFACE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the accept loops and connections of one TCP rule share.
 pub(crate) struct TcpRule {
     pub(crate) counters: Arc<RuleCounters>,
     pub(crate) dialer: Dialer,
-    /// Decided once per rule by `capability::may_splice`.
+    /// Decided once per rule by `capability::may_splice`; a bandwidth cap
+    /// in force when a connection starts rules it out for that connection.
     pub(crate) splice: bool,
+    /// The owner's envelope and the rule's caps, both changeable live.
+    pub(crate) limits: RuleLimits,
     pub(crate) connections: Connections,
 }
 
-/// Binds all ports of `spec` and starts their accept loops. Nothing is left
-/// bound on error.
+/// A started TCP rule: its own tasks (accept loops, health probes) and,
+/// on an SNI port, its seat there.
+pub(crate) struct Started {
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) sni: Option<SniMembership>,
+}
+
+/// Binds all ports of `spec` (or joins the SNI port it routes on) and
+/// starts accepting. A rule without a pattern on a port that already
+/// routes by SNI becomes that port's fallback. Nothing is left bound on
+/// error.
 pub(crate) fn start(
     id: &str,
     spec: &RuleSpec,
     rule: TcpRule,
-) -> Result<Vec<JoinHandle<()>>, ActivationError> {
+    sni_ports: &SniPorts,
+) -> Result<Started, ActivationError> {
     let start = spec.listen_start();
-    let listeners = listener::bind_tcp(start..=spec.listen_end())?;
     let rule = Arc::new(rule);
-    Ok(listeners
-        .into_iter()
-        .zip(0u16..)
-        .map(|(listener, offset)| {
-            let port = start.wrapping_add(offset);
-            let span = debug_span!("tcp", rule = id, port);
-            tokio::spawn(accept_loop(rule.clone(), listener, offset).instrument(span))
+    let span = debug_span!("tcp", rule = id, port = start);
+    let sni = if spec.is_range() {
+        None
+    } else {
+        let pattern = spec.sni_pattern.clone();
+        sni_ports.join(start, pattern, rule.clone(), span.clone())?
+    };
+    let mut tasks = match sni {
+        Some(_) => Vec::new(),
+        None => {
+            let listeners = listener::bind_tcp(start..=spec.listen_end())?;
+            listeners
+                .into_iter()
+                .zip(0u16..)
+                .map(|(listener, offset)| {
+                    let port = start.wrapping_add(offset);
+                    let span = debug_span!("tcp", rule = id, port);
+                    tokio::spawn(accept_loop(rule.clone(), listener, offset).instrument(span))
+                })
+                .collect()
+        }
+    };
+    if let Some(secs) = spec.health_check_interval_secs {
+        let every = Duration::from_secs(u64::from(secs));
+        tasks.extend(spawn_probes(&rule, every, &span));
+    }
+    Ok(Started { tasks, sni })
+}
+
+/// One probe loop per target, each connecting every `every`.
+fn spawn_probes(rule: &Arc<TcpRule>, every: Duration, span: &Span) -> Vec<JoinHandle<()>> {
+    (0..rule.dialer.target_count())
+        .map(|index| {
+            let rule = rule.clone();
+            let probe = async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    rule.dialer.probe(index, &rule.counters).await;
+                }
+            };
+            tokio::spawn(probe.instrument(span.clone()))
         })
-        .collect())
+        .collect()
 }
 
 async fn accept_loop(rule: Arc<TcpRule>, listener: TcpListener, offset: u16) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(admission) = admit(&rule, &stream, peer) else {
+                    continue;
+                };
                 // Counted before the task exists, so a connection the rule
                 // aborts before it ever runs is still balanced.
                 let guard = ConnectionGuard::open(rule.counters.clone(), usize::from(offset));
-                let task = serve(rule.clone(), stream, peer, offset, guard);
+                let task = serve(
+                    rule.clone(),
+                    stream,
+                    peer,
+                    offset,
+                    (guard, admission),
+                    Vec::new(),
+                );
                 rule.connections.spawn(task.in_current_span());
             }
-            Err(e) => match accept_pause(&e) {
-                None => debug!(error = %e, "accept failed"),
-                Some(pause) => {
-                    warn!(error = %e, "accept failed, pausing");
-                    tokio::time::sleep(pause).await;
-                }
-            },
+            Err(e) => pause_after(&e).await,
+        }
+    }
+}
+
+/// Hands a connection accepted elsewhere (an SNI port) to `rule`, with the
+/// bytes already read from it to replay to the target first.
+pub(crate) fn hand_over(
+    rule: &Arc<TcpRule>,
+    span: &Span,
+    stream: TcpStream,
+    peer: SocketAddr,
+    replay: Vec<u8>,
+) {
+    let _entered = span.enter();
+    let Some(admission) = admit(rule, &stream, peer) else {
+        return;
+    };
+    let guard = ConnectionGuard::open(rule.counters.clone(), 0);
+    let task = serve(rule.clone(), stream, peer, 0, (guard, admission), replay);
+    rule.connections.spawn(task.instrument(span.clone()));
+}
+
+/// Admits a new connection through the owner's envelope and the rule's
+/// caps. A refused one is reset at once (`SO_LINGER 0` then close, so the
+/// peer sees an RST rather than a clean end) and counted.
+fn admit(rule: &TcpRule, stream: &TcpStream, peer: SocketAddr) -> Option<Admission> {
+    match rule.limits.admit(Instant::now()) {
+        Ok(admission) => Some(admission),
+        Err(reject) => {
+            rule.counters.rate_limit_reject(reject);
+            debug!(%peer, reason = reject.reason(), "connection refused by a rate limit");
+            if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+                debug!(%peer, error = %e, "SO_LINGER 0 not set");
+            }
+            None
+        }
+    }
+}
+
+/// Logs a failed accept and waits as long as `accept_pause` says.
+pub(crate) async fn pause_after(error: &io::Error) {
+    match accept_pause(error) {
+        None => debug!(%error, "accept failed"),
+        Some(pause) => {
+            warn!(%error, "accept failed, pausing");
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -84,7 +192,8 @@ async fn serve(
     downstream: TcpStream,
     peer: SocketAddr,
     offset: u16,
-    guard: ConnectionGuard,
+    (guard, _admission): (ConnectionGuard, Admission),
+    replay: Vec<u8>,
 ) {
     let counters = guard.counters();
     set_nodelay(&downstream, "downstream");
@@ -96,15 +205,53 @@ async fn serve(
             return;
         }
     };
-    let upstream = dialed.stream;
+    let mut upstream = dialed.stream;
     set_nodelay(&upstream, "upstream");
-    let pumps = Pumps::new(rule.splice);
+    let port_index = guard.port_index();
+    let proxy = rule.dialer.proxy_protocol(dialed.target_index);
+    let mut preface = match (proxy, downstream.local_addr()) {
+        (None, _) => Vec::new(),
+        (Some(version), Ok(local)) => proxy_protocol::header(version, peer, local),
+        (Some(_), Err(e)) => {
+            debug!(%peer, error = %e, "no local address for the PROXY header, closing");
+            return;
+        }
+    };
+    if !replay.is_empty() || !preface.is_empty() {
+        preface.extend_from_slice(&replay);
+        match tokio::time::timeout(PREFACE_TIMEOUT, upstream.write_all(&preface)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "preface write failed, closing");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "preface write timed out, closing");
+                return;
+            }
+        }
+        if !replay.is_empty() {
+            counters.record_bytes(
+                port_index,
+                dialed.target_index,
+                Direction::Inbound,
+                replay.len(),
+            );
+        }
+    }
+    let pumps = if rule.limits.shapes_bandwidth() {
+        Pumps::throttled(
+            charge(&rule.limits, limit::Direction::In),
+            charge(&rule.limits, limit::Direction::Out),
+        )
+    } else {
+        Pumps::new(rule.splice)
+    };
     if pumps.is_splice() {
         counters.spliced_connections.inc();
     }
     debug!(%peer, target = %dialed.addr, splice = pumps.is_splice(), "forwarding");
-    let port_index = guard.port_index();
-    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    let (mut bytes_in, mut bytes_out) = (replay.len() as u64, 0u64);
     let result = pumps
         .run(&downstream, &upstream, |direction, n| {
             counters.record_bytes(port_index, dialed.target_index, direction, n);
@@ -118,6 +265,12 @@ async fn serve(
         Ok(()) => debug!(%peer, bytes_in, bytes_out, "connection closed"),
         Err(e) => debug!(%peer, bytes_in, bytes_out, error = %e, "connection torn down"),
     }
+}
+
+/// Charges one direction's chunks to the limits in force at each charge.
+fn charge(limits: &RuleLimits, dir: limit::Direction) -> crate::copy::throttle::Charge {
+    let limits = limits.clone();
+    Box::new(move |n| limits.charge(dir, n as u64, Instant::now()))
 }
 
 /// Small writes (interactive protocols, TLS handshakes) must not wait for

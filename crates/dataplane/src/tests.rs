@@ -4,4 +4,6 @@
 mod binding;
 mod forwarding;
 mod lifecycle;
+mod sni_routing;
 pub(crate) mod support;
+mod targets;

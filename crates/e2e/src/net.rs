@@ -1,8 +1,9 @@
-//! Loopback peers for tests: an echo backend and a hashing transfer.
+//! Loopback peers for tests: TCP and UDP echo backends and a hashing
+//! transfer.
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 /// A TCP echo server on 127.0.0.1:0, one thread per connection. It echoes
@@ -88,4 +89,47 @@ pub fn echo_ok(addr: SocketAddr) -> bool {
     echo_roundtrip(addr, msg)
         .map(|h| h == sha256(msg))
         .unwrap_or(false)
+}
+
+/// A UDP echo server on 127.0.0.1:0: one thread answers every datagram to
+/// its sender.
+pub fn udp_echo_server() -> SocketAddr {
+    udp_echo_on(UdpSocket::bind("127.0.0.1:0").unwrap(), b"")
+}
+
+/// Echoes every datagram that reaches `socket` back to its sender,
+/// prefixed with `tag`, from a thread of its own.
+pub fn udp_echo_on(socket: UdpSocket, tag: &'static [u8]) -> SocketAddr {
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let reply = [tag, &buf[..n]].concat();
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+/// Sends `msg` to `to` and returns the first datagram back, sending again
+/// every 500 ms in case one was lost; `None` after `timeout`.
+pub fn udp_ask(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    msg: &[u8],
+    timeout: Duration,
+) -> Option<Vec<u8>> {
+    let start = std::time::Instant::now();
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < timeout {
+        socket.send_to(msg, to).ok()?;
+        let wait = Duration::from_millis(500).min(timeout.saturating_sub(start.elapsed()));
+        socket
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            .ok()?;
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
 }

@@ -348,7 +348,11 @@ fn push_to_a_disconnected_client_is_refused() {
 #[test]
 fn offline_enrollment_refuses_an_ephemeral_control_port() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("server.toml"), "control_listen = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("server.toml"),
+        "control_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let out = run_server_cli(dir.path(), None, None, &["enroll-client", "edge-01"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("port 0"), "{}", stderr(&out));

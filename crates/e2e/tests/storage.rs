@@ -142,6 +142,12 @@ fn write_config(dir: &Path) {
 /// A bootstrapped data dir with one enrolled client, not served.
 fn offline_store(dir: &Path) -> String {
     write_config(dir);
+    // The control port is ephemeral, so a server-less enrollment needs the
+    // endpoint it advertises spelled out.
+    let toml = dir.join("server.toml");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config.push_str("advertised_endpoint = \"127.0.0.1:7443\"\n");
+    std::fs::write(&toml, config).unwrap();
     let out = ok(
         offline(dir, &["bootstrap-superadmin", "--name", "Admin"]),
         "bootstrap",
@@ -389,11 +395,12 @@ fn restore_checks_the_header_and_rolls_back_a_bad_backup() {
     assert!(stderr(&out).contains("not a Portunus"), "{}", stderr(&out));
     assert_same(&before, &snapshot(&b), "the data dir is unchanged");
 
-    // A damaged backup: the header is fine, the last page is not.
+    // A damaged backup: the file header is fine, page 2 (the root of the
+    // first table, always in use) is not.
     let damaged = tmp.path().join("damaged.db");
     let mut bytes = std::fs::read(&good).unwrap();
-    let n = bytes.len();
-    bytes[n - 4096 + 8..n - 100].fill(0xa5);
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    bytes[page..2 * page].fill(0xa5);
     std::fs::write(&damaged, bytes).unwrap();
     let out = offline(
         &b,

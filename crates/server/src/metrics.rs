@@ -15,6 +15,20 @@ pub struct RuleLabels {
     pub owner: String,
 }
 
+/// How an SNI port handled a connection: `routed` to a rule (by pattern
+/// or as the fallback) or closed as `unmatched`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SniResultLabels {
+    pub result: &'static str,
+}
+
+/// Why a rate limit refused a connection (UDP: a flow) or dropped a
+/// datagram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectReasonLabels {
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
@@ -42,6 +56,10 @@ pub struct Metrics {
     rule_udp_datagrams_out: Family<RuleLabels, Counter>,
     rule_active_flows: Family<RuleLabels, Gauge>,
     rule_flows_dropped_overflow: Family<RuleLabels, Counter>,
+    /// Fleet-wide, not per rule: an unmatched connection belongs to none.
+    tls_sni_route: Family<SniResultLabels, Counter>,
+    /// Fleet-wide, like the SNI series: one series per reason.
+    rate_limit_reject: Family<RejectReasonLabels, Counter>,
 }
 
 /// Counter increase between two cumulative reports. A smaller value means
@@ -76,6 +94,8 @@ impl Metrics {
             rule_udp_datagrams_out: Family::default(),
             rule_active_flows: Family::default(),
             rule_flows_dropped_overflow: Family::default(),
+            tls_sni_route: Family::default(),
+            rate_limit_reject: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +162,16 @@ impl Metrics {
             "portunus_rule_flows_dropped_overflow",
             "UDP datagrams dropped at the flow cap",
             m.rule_flows_dropped_overflow.clone(),
+        );
+        registry.register(
+            "portunus_tls_sni_route",
+            "Connections on SNI ports, by result: routed to a rule or closed unmatched",
+            m.tls_sni_route.clone(),
+        );
+        registry.register(
+            "portunus_rate_limit_reject",
+            "Connections and UDP flows refused, and UDP datagrams dropped, by rate limits, by reason",
+            m.rate_limit_reject.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -211,6 +241,47 @@ impl Metrics {
             family
                 .get_or_create(labels)
                 .inc_by(counter_delta(prev, cur));
+        }
+        let sni = [
+            ("routed", previous.map(|p| p.sni_routed), current.sni_routed),
+            (
+                "unmatched",
+                previous.map(|p| p.sni_unmatched),
+                current.sni_unmatched,
+            ),
+        ];
+        for (result, prev, cur) in sni {
+            let delta = counter_delta(prev, cur);
+            if delta > 0 {
+                self.tls_sni_route
+                    .get_or_create(&SniResultLabels { result })
+                    .inc_by(delta);
+            }
+        }
+        let rejects = [
+            (
+                "new_connections_per_sec",
+                previous.map(|p| p.rate_limit_rejects_new_connections),
+                current.rate_limit_rejects_new_connections,
+            ),
+            (
+                "concurrent_connections",
+                previous.map(|p| p.rate_limit_rejects_concurrency),
+                current.rate_limit_rejects_concurrency,
+            ),
+            (
+                "bandwidth",
+                previous.map(|p| p.rate_limit_rejects_bandwidth),
+                current.rate_limit_rejects_bandwidth,
+            ),
+        ];
+        for (reason, prev, cur) in rejects {
+            let delta = counter_delta(prev, cur);
+            if delta > 0 {
+                self.rate_limit_reject
+                    .get_or_create(&RejectReasonLabels { reason })
+                    .inc_by(delta);
+            }
         }
         self.rule_active_connections
             .get_or_create(labels)
@@ -293,6 +364,32 @@ mod tests {
     }
 
     #[test]
+    fn sni_route_series_sum_report_deltas_over_rules() {
+        let m = Metrics::new();
+        let labels = |rule: &str| RuleLabels {
+            client: "edge".into(),
+            rule: rule.into(),
+            owner: "_superadmin".into(),
+        };
+        let report = |routed, unmatched| pb::RuleStats {
+            sni_routed: routed,
+            sni_unmatched: unmatched,
+            ..Default::default()
+        };
+        m.apply_rule_report(&labels("a"), None, &report(3, 1));
+        m.apply_rule_report(&labels("a"), Some(&report(3, 1)), &report(5, 1));
+        m.apply_rule_report(&labels("b"), None, &report(4, 0));
+        m.remove_rule(&labels("a"));
+        let text = m.encode();
+        for want in [
+            r#"portunus_tls_sni_route_total{result="routed"} 9"#,
+            r#"portunus_tls_sni_route_total{result="unmatched"} 1"#,
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+    }
+
+    #[test]
     fn access_series() {
         let m = Metrics::new();
         m.auth_failure("invalid_password");
@@ -307,5 +404,36 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} in {text}");
         }
+    }
+
+    #[test]
+    fn rate_limit_rejects_sum_report_deltas_by_reason() {
+        let m = Metrics::new();
+        let labels = |rule: &str| RuleLabels {
+            client: "edge".into(),
+            rule: rule.into(),
+            owner: "_superadmin".into(),
+        };
+        let report = |rate, concurrency| pb::RuleStats {
+            rate_limit_rejects: rate + concurrency,
+            rate_limit_rejects_new_connections: rate,
+            rate_limit_rejects_concurrency: concurrency,
+            ..Default::default()
+        };
+        m.apply_rule_report(&labels("a"), None, &report(2, 0));
+        m.apply_rule_report(&labels("a"), Some(&report(2, 0)), &report(5, 1));
+        m.apply_rule_report(&labels("b"), None, &report(0, 3));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"portunus_rate_limit_reject_total{reason="new_connections_per_sec"} 5"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"portunus_rate_limit_reject_total{reason="concurrent_connections"} 4"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"reason="bandwidth""#), "{text}");
     }
 }

@@ -9,10 +9,18 @@ fn reconciler(drain: Duration) -> Reconciler {
     Reconciler::new(Engine::new(EngineConfig::default()), drain)
 }
 
-fn set(rules: &[(&str, RuleSpec)]) -> BTreeMap<String, RuleSpec> {
+const OWNER: &str = "_superadmin";
+
+fn set(rules: &[(&str, RuleSpec)]) -> BTreeMap<String, Desired> {
     rules
         .iter()
-        .map(|(id, spec)| (id.to_string(), spec.clone()))
+        .map(|(id, spec)| {
+            let desired = Desired {
+                owner: OWNER.into(),
+                spec: spec.clone(),
+            };
+            (id.to_string(), desired)
+        })
         .collect()
 }
 
@@ -29,7 +37,7 @@ async fn activate(rec: &mut Reconciler, id: &str, backend: SocketAddr) -> u16 {
     for _ in 0..20 {
         let port = free_port();
         match rec
-            .apply_one(id.into(), tcp_rule(port, backend))
+            .apply_one(id.into(), OWNER, tcp_rule(port, backend))
             .await
             .outcome
         {
@@ -64,10 +72,48 @@ async fn unchanged_rules_keep_their_connections_across_a_full_set() {
 
     // A push of the same spec is acknowledged without touching the rule.
     assert_eq!(
-        rec.apply_one("a".into(), tcp_rule(port, backend)).await,
+        rec.apply_one("a".into(), OWNER, tcp_rule(port, backend))
+            .await,
         activated("a")
     );
     assert_eq!(round_trip(&mut conn, b"three").await, b"three");
+}
+
+#[tokio::test]
+async fn a_cap_change_applies_in_place_to_the_next_connection() {
+    use portunus_domain::rule::RateLimit;
+    let backend = echo_backend().await;
+    let mut rec = reconciler(DRAIN);
+    let port = activate(&mut rec, "a", backend).await;
+    let mut conn = connect(port).await.unwrap();
+    assert_eq!(round_trip(&mut conn, b"one").await, b"one");
+
+    let capped = RuleSpec {
+        rate_limit: Some(RateLimit {
+            concurrent_connections: Some(1),
+            ..RateLimit::default()
+        }),
+        ..tcp_rule(port, backend)
+    };
+    assert_eq!(
+        rec.apply_one("a".into(), OWNER, capped.clone()).await,
+        activated("a")
+    );
+    assert_eq!(round_trip(&mut conn, b"two").await, b"two");
+    let _refused = connect(port).await.unwrap();
+    eventually("the second connection is refused", || async {
+        rec.stats()[0].1.rate_limit_rejects_concurrency == 1
+    })
+    .await;
+    assert_eq!(rec.stats()[0].1.connections_total, 1, "not restarted");
+
+    // A full set lifting the cap changes it in place too.
+    let outcomes = rec.apply_set(set(&[("a", tcp_rule(port, backend))])).await;
+    assert_eq!(outcomes, vec![activated("a")]);
+    let mut second = connect(port).await.unwrap();
+    assert_eq!(round_trip(&mut second, b"three").await, b"three");
+    assert_eq!(round_trip(&mut conn, b"four").await, b"four");
+    assert_eq!(rec.stats()[0].1.connections_total, 2);
 }
 
 #[tokio::test]
@@ -166,7 +212,11 @@ async fn remove_closes_the_listener_and_lets_live_connections_drain() {
         round_trip(&mut conn, b"during drain").await,
         b"during drain"
     );
-    assert_eq!(rec.remove("a").await, removed, "removing twice is still removed");
+    assert_eq!(
+        rec.remove("a").await,
+        removed,
+        "removing twice is still removed"
+    );
     assert_eq!(rec.running_ids().count(), 0);
 }
 
@@ -199,4 +249,35 @@ async fn shutdown_closes_listeners_and_ends_connections_after_the_drain() {
     let mut buf = [0u8; 8];
     let n = within("the connection to end", conn.read(&mut buf)).await;
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+}
+
+#[tokio::test]
+async fn a_full_set_opens_sni_ports_before_their_fallback() {
+    let backend = echo_backend().await;
+    let mut rec = reconciler(DRAIN);
+    for _ in 0..20 {
+        let port = free_port();
+        let sni = RuleSpec {
+            sni_pattern: Some("a.example.com".into()),
+            ..tcp_rule(port, backend)
+        };
+        // The fallback's id sorts first, yet it must join the SNI port.
+        let outcomes = rec
+            .apply_set(set(&[
+                ("a-fallback", tcp_rule(port, backend)),
+                ("b-sni", sni),
+            ]))
+            .await;
+        let taken = |o: &RuleOutcome| matches!(&o.outcome, Outcome::Failed(e) if e.reason == ActivationReason::PortInUse);
+        if outcomes.iter().any(taken) {
+            // Something else took the port meanwhile; try another.
+            rec.apply_set(BTreeMap::new()).await;
+            continue;
+        }
+        assert_eq!(outcomes, vec![activated("a-fallback"), activated("b-sni")]);
+        let mut conn = connect(port).await.unwrap();
+        assert_eq!(round_trip(&mut conn, b"plain").await, b"plain");
+        return;
+    }
+    panic!("no free port after 20 tries");
 }

@@ -1,5 +1,7 @@
 //! The portable pump: read into a buffer, write it out, reuse the buffer.
+//! Under a bandwidth cap it waits out each chunk's charge before writing.
 
+use super::throttle::{Charge, Throttle};
 use super::{retry_after, Pump};
 use std::io;
 use std::task::{ready, Context, Poll};
@@ -12,6 +14,7 @@ pub(crate) struct UserspacePump {
     /// `buf[start..end]` was read but not yet written.
     start: usize,
     end: usize,
+    throttle: Option<Throttle>,
 }
 
 impl UserspacePump {
@@ -20,6 +23,15 @@ impl UserspacePump {
             buf: vec![0; BUFFER_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
+            throttle: None,
+        }
+    }
+
+    /// A pump that charges every chunk it reads to `charge`.
+    pub(crate) fn throttled(charge: Charge) -> Self {
+        UserspacePump {
+            throttle: Some(Throttle::new(charge)),
+            ..UserspacePump::new()
         }
     }
 }
@@ -32,6 +44,9 @@ impl Pump for UserspacePump {
         dst: &TcpStream,
     ) -> Poll<io::Result<usize>> {
         loop {
+            if let Some(throttle) = &mut self.throttle {
+                ready!(throttle.poll_unparked(cx));
+            }
             if self.start < self.end {
                 let written = dst.try_write(&self.buf[self.start..self.end]);
                 match ready!(retry_after(written, cx, |cx| dst.poll_write_ready(cx)))? {
@@ -49,6 +64,9 @@ impl Pump for UserspacePump {
                 Some(n) => {
                     self.start = 0;
                     self.end = n;
+                    if let Some(throttle) = &mut self.throttle {
+                        throttle.charge(n);
+                    }
                 }
                 None => {}
             }

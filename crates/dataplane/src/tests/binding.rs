@@ -62,15 +62,12 @@ async fn invalid_and_unbuilt_rules_are_refused() {
 
     let mut no_targets = base.clone();
     no_targets.targets.clear();
-    let mut udp = base.clone();
-    udp.protocol = Protocol::Udp;
-    let mut sni = base.clone();
-    sni.sni_pattern = Some("example.com".into());
-    let mut proxy = base.clone();
-    proxy.targets[0].proxy_protocol = Some(ProxyProtocol::V1);
+    let mut udp_proxy = base.clone();
+    udp_proxy.protocol = Protocol::Udp;
+    udp_proxy.targets[0].proxy_protocol = Some(ProxyProtocol::V2);
     let mut capped = base.clone();
     capped.rate_limit = Some(RateLimit {
-        bandwidth_in_bps: Some(1_000_000),
+        bandwidth_in_bps: Some(0),
         ..RateLimit::default()
     });
     let mut zero_port = base.clone();
@@ -79,10 +76,8 @@ async fn invalid_and_unbuilt_rules_are_refused() {
     let cases = [
         (no_targets, ActivationReason::InvalidRule),
         (zero_port, ActivationReason::InvalidRule),
-        (udp, ActivationReason::Unsupported),
-        (sni, ActivationReason::Unsupported),
-        (proxy, ActivationReason::Unsupported),
-        (capped, ActivationReason::Unsupported),
+        (udp_proxy, ActivationReason::InvalidRule),
+        (capped, ActivationReason::InvalidRule),
     ];
     for (spec, want) in cases {
         let err = engine

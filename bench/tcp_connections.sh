@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# New TCP connections per second through a Portunus rule, divided by the
+# rate straight to the same backend in the same run: wrk with
+# `Connection: close` (one request per connection) against a loopback
+# nginx started here with its own config. Loopback only.
+#
+#   bash bench/tcp_connections.sh [seconds-per-run] [rounds]   (default 5, 3)
+#
+# Rounds alternate direct and through-rule runs; the medians are printed.
+# Builds release binaries, starts a throwaway server, client and nginx in
+# a temp dir, and cleans everything up on exit. PORTUNUS_CLIENT_BIN runs
+# another client build instead, to compare two builds on one machine.
+set -euo pipefail
+secs=${1:-5}
+rounds=${2:-3}
+conns=${CONNS:-64}
+root=$(cd "$(dirname "$0")/.." && pwd)
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx" ] || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
+
+cargo build --release -q -p portunus-server -p portunus-client --manifest-path "$root/Cargo.toml"
+bin="$root/target/release"
+client_bin=${PORTUNUS_CLIENT_BIN:-$bin/portunus-client}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # wait_for <description> <command...>
+  local what=$1; shift
+  for _ in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "timed out waiting for $what" >&2; exit 1
+}
+
+# nginx: one worker, a fixed small answer, no logs, no keep-alive.
+web_port=$(free_port)
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout 0;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server {
+    listen 127.0.0.1:$web_port;
+    location / { return 200 "ok\n"; }
+  }
+}
+CONF
+"$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr.log" & pids+=($!)
+wait_for "nginx" sh -c "ss -ltn | grep -q '127.0.0.1:$web_port '"
+
+srv="$work/srv"; mkdir -p "$srv"
+cat > "$srv/server.toml" <<TOML
+control_listen = "127.0.0.1:$(free_port)"
+operator_http_listen = "127.0.0.1:$(free_port)"
+metrics_listen = "127.0.0.1:$(free_port)"
+TOML
+export HOME=$work
+export PORTUNUS_OPERATOR_TOKEN
+PORTUNUS_OPERATOR_TOKEN=$("$bin/portunus-server" --data-dir "$srv" bootstrap-superadmin --name bench 2>/dev/null)
+RUST_LOG=warn "$bin/portunus-server" --data-dir "$srv" serve 2>"$work/server.log" & pids+=($!)
+wait_for "server" "$bin/portunus-server" --data-dir "$srv" list-clients
+uri=$("$bin/portunus-server" --data-dir "$srv" enroll-client bench-edge 2>/dev/null | cut -d"'" -f2)
+"$client_bin" enroll "$uri" --out "$work/bundle.json" >/dev/null
+RUST_LOG=warn "$client_bin" --bundle "$work/bundle.json" 2>"$work/client.log" & pids+=($!)
+wait_for "client connection" sh -c "'$bin/portunus-server' --data-dir '$srv' list-clients | grep -q ' connected'"
+
+listen=$(free_port)
+"$bin/portunus-server" --data-dir "$srv" push-rule bench-edge "$listen" "127.0.0.1:$web_port" >/dev/null
+wait_for "rule" sh -c "curl -sf http://127.0.0.1:$listen/ | grep -q ok"
+
+run() { # run <port> -> connections (= requests) per second
+  wrk -t1 -c"$conns" -d"${secs}s" -H 'Connection: close' "http://127.0.0.1:$1/" > "$work/wrk.txt"
+  if grep -q "Non-2xx\|Socket errors" "$work/wrk.txt"; then cat "$work/wrk.txt" >&2; fi
+  awk '/Requests\/sec/ {print $2}' "$work/wrk.txt"
+}
+
+direct=(); through=()
+for _ in $(seq 1 "$rounds"); do
+  direct+=("$(run "$web_port")")
+  through+=("$(run "$listen")")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+d=$(median "${direct[@]}"); t=$(median "${through[@]}")
+echo "runs (conn/s): direct ${direct[*]}; through ${through[*]}"
+echo "direct loopback:        $d conn/s"
+echo "through portunus:       $t conn/s"
+echo "ratio (through/direct): $(python3 -c "print('%.2f' % ($t/$d))")"

@@ -1,0 +1,401 @@
+//! One listen port of a UDP rule: a single task that reads the listen
+//! socket, owns the port's flow table, sets up new flows, runs every
+//! flow's reader as a future of its own, and reaps idle flows. Aborting
+//! the task drops all of it at once, listen socket included.
+
+use super::io::{reply_source, Received, Socket};
+use super::table::{Admit, Clock, FlowId, FlowTable, Millis};
+use super::upstream::{on_upstream_error, OnError, SetupError, Upstream};
+use super::UdpRule;
+use crate::copy::Direction;
+use crate::limit::{self, RuleLimits};
+use crate::stats::RuleCounters;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, warn};
+
+/// Datagrams a flow may queue while its upstream is being set up, beyond
+/// the first one, and the bytes they may take.
+const PENDING_DATAGRAMS: usize = 8;
+const PENDING_BYTES: usize = 16 * 1024;
+
+/// A flow's state in its port's table.
+enum FlowState {
+    /// Its upstream is being resolved and connected; datagrams wait here.
+    Pending(Pending),
+    Ready(Arc<Upstream>),
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Datagram buffers with their GRO stride.
+    queue: Vec<(Vec<u8>, usize)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn push(&mut self, d: &Received<'_>) -> bool {
+        let fits = self.queue.is_empty()
+            || (self.queue.len() <= PENDING_DATAGRAMS
+                && self.bytes + d.bytes.len() <= PENDING_BYTES);
+        if fits {
+            self.bytes += d.bytes.len();
+            self.queue.push((d.bytes.to_vec(), d.stride));
+        }
+        fits
+    }
+}
+
+/// A flow whose upstream is being set up.
+struct NewFlow {
+    source: SocketAddr,
+    id: FlowId,
+    local_ip: Option<IpAddr>,
+}
+
+/// Why a flow's reader stopped.
+#[derive(Debug)]
+enum FlowEnd {
+    /// It left the table (idle, or evicted by the inbound side).
+    Closed,
+    /// Its socket reported an error that ends the flow.
+    Failed(io::Error),
+}
+
+/// How often idle flows are looked for: a quarter of the idle timeout,
+/// so a flow goes at most 25% past it.
+pub(crate) fn reap_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5))
+}
+
+/// What the port and the readers of its flows share.
+struct Shared {
+    listen: Socket,
+    counters: Arc<RuleCounters>,
+    limits: RuleLimits,
+    port_index: usize,
+    clock: Clock,
+}
+
+struct Port {
+    rule: Arc<UdpRule>,
+    shared: Arc<Shared>,
+    offset: u16,
+    table: FlowTable<FlowState>,
+}
+
+pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
+    let port_index = usize::from(offset);
+    let mut port = Port {
+        table: FlowTable::new(rule.counters.clone(), port_index),
+        shared: Arc::new(Shared {
+            listen,
+            counters: rule.counters.clone(),
+            limits: rule.limits.clone(),
+            port_index,
+            clock: Clock::new(),
+        }),
+        rule,
+        offset,
+    };
+    let mut setups = FuturesUnordered::new();
+    let mut flows = FuturesUnordered::new();
+    let mut reap = tokio::time::interval(reap_period(port.rule.engine.config().udp_flow_idle));
+    reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ready = port.shared.listen.readable() => {
+                if let Err(e) = ready {
+                    warn!(error = %e, "listen socket failed, port stops");
+                    return;
+                }
+                let (rule, offset) = (port.rule.clone(), port.offset);
+                port.receive(|new| {
+                    let rule = rule.clone();
+                    setups.push(async move {
+                        let result = rule.targets.connect(offset, &rule.counters).await;
+                        (new, result)
+                    });
+                });
+            }
+            Some((new, result)) = setups.next() => {
+                if let Some(flow) = port.install(new, result) {
+                    flows.push(read_upstream(flow));
+                }
+            }
+            Some((source, id, end)) = flows.next() => port.ended(source, id, end),
+            _ = reap.tick() => port.reap(),
+        }
+    }
+}
+
+impl Port {
+    fn counters(&self) -> &RuleCounters {
+        &self.rule.counters
+    }
+
+    /// Reads one batch from the listen socket and routes each datagram.
+    fn receive(&mut self, mut new_flow: impl FnMut(NewFlow)) {
+        let now = self.shared.clock.now();
+        let cap = u64::from(self.rule.engine.config().udp_max_flows_per_rule);
+        let shared = self.shared.clone();
+        match shared
+            .listen
+            .recv_batch(|d| self.inbound(d, now, cap, &mut new_flow))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => debug!(error = %e, "receive failed"),
+        }
+    }
+
+    fn inbound(
+        &mut self,
+        d: Received<'_>,
+        now: Millis,
+        cap: u64,
+        new_flow: &mut impl FnMut(NewFlow),
+    ) {
+        let limits = &self.rule.limits;
+        let evict = match self.table.try_admit(
+            d.source,
+            now,
+            cap,
+            || limits.admit(Instant::now()),
+            || FlowState::Pending(Pending::default()),
+        ) {
+            Admit::Refused(reject) => {
+                debug!(source = %d.source, reason = reject.reason(), "new flow refused by a rate limit");
+                self.rule.counters.rate_limit_reject(reject);
+                None
+            }
+            Admit::Overflow => {
+                self.rule
+                    .counters
+                    .udp
+                    .flows_dropped_overflow
+                    .add(d.datagrams());
+                None
+            }
+            Admit::New(id, state) => {
+                if let FlowState::Pending(p) = state {
+                    p.push(&d);
+                }
+                new_flow(NewFlow {
+                    source: d.source,
+                    id,
+                    local_ip: reply_source(d.local_ip),
+                });
+                None
+            }
+            Admit::Existing(id, FlowState::Pending(p)) => {
+                if !p.push(&d) {
+                    debug!(source = %d.source, id, "flow not ready, datagram dropped");
+                }
+                None
+            }
+            Admit::Existing(id, FlowState::Ready(up)) => {
+                forward(&self.rule.counters, limits, self.offset, up, &d).then_some(id)
+            }
+        };
+        if let Some(id) = evict {
+            self.evict(d.source, id);
+        }
+    }
+
+    /// Turns a pending flow whose setup finished into a running one: its
+    /// queued datagrams go out, and the returned reader is to be polled.
+    fn install(&mut self, new: NewFlow, result: Result<Upstream, SetupError>) -> Option<Flow> {
+        let up = match result {
+            Ok(up) => Arc::new(up),
+            Err(e) => {
+                self.counters().connect_failures.inc();
+                debug!(source = %new.source, error = %e, "no upstream for flow");
+                self.table.remove(new.source, new.id);
+                return None;
+            }
+        };
+        let state = self.table.get_mut(new.source, new.id)?;
+        let FlowState::Pending(pending) = std::mem::replace(state, FlowState::Ready(up.clone()))
+        else {
+            return None;
+        };
+        debug!(source = %new.source, target = %up.peer, id = new.id, "flow started");
+        for (bytes, stride) in pending.queue {
+            let d = Received {
+                source: new.source,
+                local_ip: new.local_ip,
+                bytes: &bytes,
+                stride,
+            };
+            if forward(&self.rule.counters, &self.rule.limits, self.offset, &up, &d) {
+                self.evict(new.source, new.id);
+                return None;
+            }
+        }
+        Some(Flow {
+            source: new.source,
+            id: new.id,
+            local_ip: new.local_ip,
+            upstream: up,
+            port: self.shared.clone(),
+        })
+    }
+
+    /// Removes a flow and stops its reader.
+    fn evict(&mut self, source: SocketAddr, id: FlowId) {
+        if let Some(FlowState::Ready(up)) = self.table.remove(source, id) {
+            up.closed.notify_one();
+        }
+    }
+
+    fn ended(&mut self, source: SocketAddr, id: FlowId, end: FlowEnd) {
+        match end {
+            FlowEnd::Closed => debug!(%source, id, "flow closed"),
+            FlowEnd::Failed(e) => debug!(%source, id, error = %e, "flow evicted"),
+        }
+        self.table.remove(source, id);
+    }
+
+    fn reap(&mut self) {
+        let idle = self.rule.engine.config().udp_flow_idle;
+        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let replied = |state: &FlowState| match state {
+            FlowState::Ready(up) => up.replied(),
+            FlowState::Pending(_) => 0,
+        };
+        for (source, id) in self.table.idle(self.shared.clock.now(), idle, replied) {
+            debug!(%source, id, "flow idle, reaped");
+            self.evict(source, id);
+        }
+    }
+}
+
+/// Sends a source's datagrams to its flow's target and counts them;
+/// datagrams over a bandwidth cap are dropped. Returns true when the error
+/// means the flow must go.
+fn forward(
+    counters: &RuleCounters,
+    limits: &RuleLimits,
+    offset: u16,
+    up: &Upstream,
+    d: &Received<'_>,
+) -> bool {
+    if !fits(limits, counters, limit::Direction::In, d) {
+        return false;
+    }
+    match up.socket.send(up.peer, None, d.bytes, d.stride) {
+        Ok(()) => {
+            counters.udp.datagrams_in.add(d.datagrams());
+            counters.record_bytes(
+                usize::from(offset),
+                up.target_index,
+                Direction::Inbound,
+                d.bytes.len(),
+            );
+            false
+        }
+        Err(e) => {
+            debug!(target = %up.peer, error = %e, "datagram to target not sent");
+            on_upstream_error(&e) == OnError::Evict
+        }
+    }
+}
+
+/// Whether datagrams fit under the bandwidth caps of their direction;
+/// those that do not are counted as dropped.
+fn fits(
+    limits: &RuleLimits,
+    counters: &RuleCounters,
+    dir: limit::Direction,
+    d: &Received<'_>,
+) -> bool {
+    let fit = limits.try_charge(dir, d.bytes.len() as u64, Instant::now());
+    if !fit {
+        counters.rate_limit_drop(d.datagrams());
+    }
+    fit
+}
+
+/// What a flow's reader needs: replies leave through the listen socket.
+struct Flow {
+    source: SocketAddr,
+    id: FlowId,
+    local_ip: Option<IpAddr>,
+    upstream: Arc<Upstream>,
+    port: Arc<Shared>,
+}
+
+/// Carries the target's replies back to the source until the flow leaves
+/// its table or its socket fails.
+async fn read_upstream(flow: Flow) -> (SocketAddr, FlowId, FlowEnd) {
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = flow.upstream.closed.notified() => break FlowEnd::Closed,
+            ready = flow.upstream.socket.readable() => {
+                if let Err(e) = ready {
+                    break FlowEnd::Failed(e);
+                }
+            }
+        }
+        let result = flow.upstream.socket.recv_batch(|d| flow.reply(&d));
+        match result {
+            Ok(_) => flow.upstream.mark_reply(flow.port.clock.now()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if on_upstream_error(&e) == OnError::Evict => break FlowEnd::Failed(e),
+            Err(e) => debug!(source = %flow.source, error = %e, "upstream receive failed"),
+        }
+    };
+    (flow.source, flow.id, end)
+}
+
+impl Flow {
+    fn reply(&self, d: &Received<'_>) {
+        // A connected socket only takes its peer's datagrams; anything
+        // else would have been filtered by the kernel.
+        let port = &self.port;
+        if !fits(&port.limits, &port.counters, limit::Direction::Out, d) {
+            return;
+        }
+        match port
+            .listen
+            .send(self.source, self.local_ip, d.bytes, d.stride)
+        {
+            Ok(()) => {
+                port.counters.udp.datagrams_out.add(d.datagrams());
+                port.counters.record_bytes(
+                    port.port_index,
+                    self.upstream.target_index,
+                    Direction::Outbound,
+                    d.bytes.len(),
+                );
+            }
+            Err(e) => debug!(source = %self.source, error = %e, "reply not sent"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reap_period_table() {
+        let cases = [
+            (Duration::from_secs(60), Duration::from_secs(5)),
+            (Duration::from_secs(30), Duration::from_secs(5)),
+            (Duration::from_secs(8), Duration::from_secs(2)),
+            (Duration::from_millis(200), Duration::from_millis(50)),
+            (Duration::from_millis(1), Duration::from_millis(10)),
+            (Duration::ZERO, Duration::from_millis(10)),
+        ];
+        for (idle, want) in cases {
+            assert_eq!(reap_period(idle), want, "{idle:?}");
+        }
+    }
+}

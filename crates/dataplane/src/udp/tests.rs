@@ -1,0 +1,358 @@
+//! The UDP engine over real loopback sockets: flows, ranges, the cap,
+//! reaping, ICMP eviction and shutdown.
+
+use crate::tests::support::{eventually, rule, target, within, DEADLINE};
+use crate::{ActivationReason, Engine, EngineConfig, RuleHandle};
+use portunus_domain::rule::{Protocol, RuleSpec};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+fn udp_rule(listen_port: u16, backend: SocketAddr) -> RuleSpec {
+    RuleSpec {
+        protocol: Protocol::Udp,
+        ..rule(listen_port, vec![target(backend, 1)])
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    (Ipv4Addr::LOCALHOST, port).into()
+}
+
+async fn client() -> UdpSocket {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind client")
+}
+
+/// Echoes every datagram to its sender, prefixed with `tag`.
+async fn echo_backend_on(socket: UdpSocket, tag: &'static [u8]) -> SocketAddr {
+    let addr = socket.local_addr().expect("backend address");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let reply = [tag, &buf[..n]].concat();
+            let _ = socket.send_to(&reply, from).await;
+        }
+    });
+    addr
+}
+
+async fn echo_backend() -> SocketAddr {
+    echo_backend_on(client().await, b"").await
+}
+
+/// A UDP port that answers with ICMP port unreachable: one just released.
+fn closed_udp_addr() -> SocketAddr {
+    let probe = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind probe");
+    probe.local_addr().expect("probe address")
+}
+
+/// Sends `msg` to `to` and returns the first datagram that comes back,
+/// sending again each second in case one was lost; bounded by the test
+/// deadline.
+async fn ask(socket: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    within("an answer", async {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            socket.send_to(msg, to).await.expect("send");
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await
+            {
+                return buf[..n].to_vec();
+            }
+        }
+    })
+    .await
+}
+
+/// Starts a UDP rule on a port that was free a moment ago.
+async fn start_udp(engine: &Engine, spec_for: impl Fn(u16) -> RuleSpec) -> (RuleHandle, u16) {
+    for _ in 0..20 {
+        let port = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|s| s.local_addr())
+            .expect("probe")
+            .port();
+        match engine.start_rule("udp", spec_for(port)).await {
+            Ok(handle) => return (handle, port),
+            Err(e) if e.reason == ActivationReason::PortInUse => continue,
+            Err(e) => panic!("start_rule: {e}"),
+        }
+    }
+    panic!("no free UDP port after 20 tries");
+}
+
+/// `n` UDP sockets on consecutive ports of `ip`.
+fn consecutive_udp(ip: Ipv4Addr, n: u16) -> Vec<std::net::UdpSocket> {
+    for _ in 0..200 {
+        let first = std::net::UdpSocket::bind((ip, 0)).expect("bind");
+        let start = first.local_addr().expect("address").port();
+        if start.checked_add(n - 1).is_none() {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> = (1..n)
+            .map(|i| std::net::UdpSocket::bind((ip, start + i)))
+            .collect();
+        if let Ok(rest) = rest {
+            return std::iter::once(first).chain(rest).collect();
+        }
+    }
+    panic!("no {n} consecutive free UDP ports after 200 tries");
+}
+
+fn port_of(socket: &std::net::UdpSocket) -> u16 {
+    socket.local_addr().expect("address").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_through_a_rule_and_counters_move() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"hello").await, b"hello");
+    assert_eq!(ask(&c, local(port), b"again").await, b"again");
+    let stats = handle.stats();
+    assert!(
+        stats.udp_datagrams_in >= 2 && stats.udp_datagrams_out >= 2,
+        "{stats:?}"
+    );
+    assert!(stats.bytes_in >= 10 && stats.bytes_out >= 10, "{stats:?}");
+    assert_eq!(stats.active_flows, 1, "one source is one flow");
+    assert_eq!(stats.connections_total, 1);
+    assert_eq!(stats.ports[0].active_connections, 1);
+    assert!(stats.ports[0].bytes_in >= 10);
+    assert_eq!(stats.targets[0].connects_ok, 1);
+}
+
+#[tokio::test]
+async fn many_sources_each_get_their_own_answers() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let mut sources = Vec::new();
+    for _ in 0..64 {
+        sources.push(client().await);
+    }
+    let asks = sources.iter().enumerate().map(|(i, s)| async move {
+        let msg = format!("source {i}");
+        assert_eq!(ask(s, local(port), msg.as_bytes()).await, msg.as_bytes());
+    });
+    futures::future::join_all(asks).await;
+    assert_eq!(handle.stats().active_flows, 64);
+}
+
+#[tokio::test]
+async fn a_range_maps_each_port_to_its_offset() {
+    let engine = Engine::new(EngineConfig::default());
+    let backends = consecutive_udp(Ipv4Addr::LOCALHOST, 3);
+    let first_backend = port_of(&backends[0]);
+    let tags: [&'static [u8]; 3] = [b"0:", b"1:", b"2:"];
+    for (socket, tag) in backends.into_iter().zip(tags) {
+        socket.set_nonblocking(true).unwrap();
+        echo_backend_on(UdpSocket::from_std(socket).unwrap(), tag).await;
+    }
+    let (handle, start) = loop {
+        let holders = consecutive_udp(Ipv4Addr::UNSPECIFIED, 3);
+        let start = port_of(&holders[0]);
+        drop(holders);
+        let mut spec = udp_rule(start, local(first_backend));
+        spec.listen_port_end = Some(u32::from(start) + 2);
+        match engine.start_rule("range", spec).await {
+            Ok(handle) => break (handle, start),
+            Err(e) if e.reason == ActivationReason::PortInUse => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let c = client().await;
+    for (offset, tag) in tags.iter().enumerate() {
+        let answer = ask(&c, local(start + offset as u16), b"x").await;
+        assert_eq!(answer, [*tag, b"x"].concat(), "port offset {offset}");
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.active_flows, 3, "one flow per (port, source)");
+    let per_port: Vec<u64> = stats.ports.iter().map(|p| p.connections_total).collect();
+    assert_eq!(per_port, [1, 1, 1]);
+}
+
+#[tokio::test]
+async fn a_range_with_a_busy_port_binds_nothing() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    for _ in 0..20 {
+        let mut holders = consecutive_udp(Ipv4Addr::UNSPECIFIED, 3);
+        let start = port_of(&holders[0]);
+        let middle = holders.swap_remove(1);
+        drop(holders);
+        let mut spec = udp_rule(start, backend);
+        spec.listen_port_end = Some(u32::from(start) + 2);
+        let err = engine
+            .start_rule("range", spec)
+            .await
+            .err()
+            .expect("a range with a busy port must fail");
+        assert_eq!(err.reason, ActivationReason::PortInUse);
+        if !err.detail.contains(&format!("udp port {}:", start + 1)) {
+            continue;
+        }
+        for port in [start, start + 2] {
+            std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+                .unwrap_or_else(|e| panic!("port {port} still bound: {e}"));
+        }
+        drop(middle);
+        return;
+    }
+    panic!("could not isolate a busy middle port in 20 tries");
+}
+
+#[tokio::test]
+async fn the_flow_cap_drops_new_sources_and_keeps_old_flows() {
+    let engine = Engine::new(EngineConfig {
+        udp_max_flows_per_rule: 3,
+        ..EngineConfig::default()
+    });
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let mut admitted = Vec::new();
+    for i in 0..3u8 {
+        let c = client().await;
+        assert_eq!(ask(&c, local(port), &[i]).await, [i]);
+        admitted.push(c);
+    }
+    let late = client().await;
+    late.send_to(b"no room", local(port)).await.unwrap();
+    eventually("the overflow to be counted", || {
+        handle.stats().flows_dropped_overflow >= 1
+    })
+    .await;
+    // The admitted flows were not evicted to make room.
+    for (i, c) in admitted.iter().enumerate() {
+        assert_eq!(ask(c, local(port), b"still").await, b"still", "flow {i}");
+    }
+    let stats = handle.stats();
+    assert_eq!((stats.active_flows, stats.connections_total), (3, 3));
+    let mut buf = [0u8; 16];
+    assert!(
+        late.try_recv_from(&mut buf).is_err(),
+        "the dropped source got nothing"
+    );
+    // Raising the cap reaches the running rule's next flow.
+    engine.set_config(EngineConfig {
+        udp_max_flows_per_rule: 4,
+        ..engine.config()
+    });
+    assert_eq!(ask(&late, local(port), b"now").await, b"now");
+}
+
+#[tokio::test]
+async fn idle_flows_are_reaped_and_come_back_as_new_flows() {
+    let engine = Engine::new(EngineConfig {
+        udp_flow_idle: Duration::from_millis(200),
+        ..EngineConfig::default()
+    });
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"one").await, b"one");
+    assert_eq!(handle.stats().active_flows, 1);
+    eventually("the idle flow to be reaped", || {
+        handle.stats().active_flows == 0
+    })
+    .await;
+    assert_eq!(ask(&c, local(port), b"two").await, b"two");
+    let stats = handle.stats();
+    assert_eq!((stats.active_flows, stats.connections_total), (1, 2));
+}
+
+#[tokio::test]
+async fn an_icmp_error_evicts_the_flow() {
+    let engine = Engine::new(EngineConfig::default());
+    let dead = closed_udp_addr();
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, dead)).await;
+    let c = client().await;
+    c.send_to(b"anyone?", local(port)).await.unwrap();
+    eventually("the flow to open", || handle.stats().connections_total >= 1).await;
+    eventually("the refused flow to be evicted", || {
+        handle.stats().active_flows == 0
+    })
+    .await;
+    // The next datagram opens a new flow rather than reusing the dead one.
+    c.send_to(b"again?", local(port)).await.unwrap();
+    eventually("a second flow", || handle.stats().connections_total >= 2).await;
+}
+
+#[tokio::test]
+async fn tcp_and_udp_rules_share_a_port_number() {
+    let engine = Engine::new(EngineConfig::default());
+    let udp_backend = echo_backend().await;
+    let tcp_backend = crate::tests::support::echo_backend().await;
+    let (_udp, port) = start_udp(&engine, |p| udp_rule(p, udp_backend)).await;
+    let _tcp = engine
+        .start_rule("tcp", rule(port, vec![target(tcp_backend, 1)]))
+        .await
+        .expect("TCP on the UDP rule's port");
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"udp").await, b"udp");
+    let mut stream = crate::tests::support::connect(port).await;
+    let back = crate::tests::support::round_trip(&mut stream, b"tcp").await;
+    assert_eq!(back, b"tcp");
+}
+
+#[tokio::test]
+async fn stop_frees_the_ports_and_ends_the_flows() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"hi").await, b"hi");
+    let counters = handle.counters();
+    tokio::time::timeout(DEADLINE, handle.stop(Duration::from_secs(5)))
+        .await
+        .expect("a UDP rule has nothing to drain");
+    assert_eq!(counters.snapshot().active_flows, 0);
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).expect("port free after stop");
+}
+
+/// A source sending a GSO train (many datagrams in one `sendmsg`) gets
+/// every datagram through and every answer back, one by one.
+#[tokio::test]
+async fn a_gso_train_through_a_rule_arrives_datagram_by_datagram() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"open").await, b"open");
+    let std_socket = c.into_std().expect("into std");
+    let sender = super::io::Socket::new(std_socket).expect("batched socket");
+    let train: Vec<u8> = (0..16 * 50).map(|i| (i / 50) as u8).collect();
+    sender
+        .send(local(port), None, &train, 50)
+        .expect("send the train");
+    let mut answers = Vec::new();
+    within("16 answers", async {
+        while answers.len() < 16 {
+            sender.readable().await.expect("readable");
+            let _ =
+                sender.recv_batch(|d| answers.extend(d.bytes.chunks(d.stride).map(<[u8]>::to_vec)));
+        }
+    })
+    .await;
+    answers.sort();
+    let want: Vec<Vec<u8>> = (0..16).map(|i| vec![i as u8; 50]).collect();
+    assert_eq!(answers, want);
+    let stats = handle.stats();
+    // Each datagram of the train counts, plus the opening one (sent again
+    // only if it was lost).
+    assert!(stats.udp_datagrams_in >= 17, "{stats:?}");
+    assert!(stats.udp_datagrams_out >= 17, "{stats:?}");
+}
+
+#[tokio::test]
+async fn the_largest_datagram_passes_whole() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (_handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    let big = crate::tests::support::pattern(65_507, 7);
+    assert_eq!(ask(&c, local(port), &big).await, big);
+}
