@@ -390,6 +390,27 @@ impl Drop for Client {
     }
 }
 
+/// A command's exit code; a death by signal fails the test.
+pub fn exit_code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+pub fn stderr_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A bootstrapped server (data dir `<dir>/srv`) with one enrolled,
+/// connected client `edge-01` (bundle under `<dir>/edge`).
+pub fn fleet(dir: &Path) -> (Server, Client) {
+    let server = Server::bootstrapped(&dir.join("srv"));
+    let bundle = dir.join("edge").join("client.bundle.json");
+    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
+    server.enroll("edge-01", &bundle);
+    let client = Client::start(&bundle);
+    wait_connected(&server, "edge-01", true);
+    (server, client)
+}
+
 /// Waits until `list-clients` shows `name` connected (or not).
 pub fn wait_connected(server: &Server, name: &str, connected: bool) {
     wait_for(&format!("{name} connected={connected}"), DEADLINE, || {

@@ -33,6 +33,11 @@ pub fn echo_server() -> SocketAddr {
     addr
 }
 
+/// `127.0.0.1:<port>`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A port that was free a moment ago (bind 0, read, close).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

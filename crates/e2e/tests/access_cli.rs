@@ -3,29 +3,22 @@
 //! token, a tenant pushing inside and outside its grant, rotation,
 //! cascades, password recovery, audit pruning, and a scan for leaked
 //! secrets.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::fleet;
+use portunus_e2e::net::loopback as local;
+use portunus_e2e::stderr_text as stderr;
 
 mod access_support;
 
 use access_support::*;
 use portunus_e2e::net::{echo_ok, echo_server, free_port};
-use portunus_e2e::{
-    run_server_cli, run_server_cli_stdin, wait_connected, wait_for, Client, Server, DEADLINE,
-};
+use portunus_e2e::{run_server_cli, run_server_cli_stdin, wait_for, Server, DEADLINE};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Output;
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs an operator command as the holder of `token`.
@@ -40,21 +33,6 @@ fn expect_fail(out: &Output, exit: i32, code_text: &str) {
         "{code_text} in {}",
         stderr(out)
     );
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A bootstrapped server with the connected client `edge-01`.
-fn fleet(dir: &Path) -> (Server, Client) {
-    let server = Server::bootstrapped(&dir.join("srv"));
-    let bundle = dir.join("edge").join("client.bundle.json");
-    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
-    server.enroll("edge-01", &bundle);
-    let client = Client::start(&bundle);
-    wait_connected(&server, "edge-01", true);
-    (server, client)
 }
 
 /// Pushes `edge-01 <free port> <target>` as `token`; retries when the

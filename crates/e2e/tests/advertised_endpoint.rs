@@ -2,6 +2,7 @@
 //! resolver tiers and their precedence, SAN coverage of the certificate the
 //! server actually serves, resolve-once replay at redeem, legacy
 //! enrollments without a stored endpoint, and client addresses.
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{bin, client_cmd, run_server_cli, Server, ServerOptions};
 use reqwest::blocking::Client;
@@ -27,10 +28,6 @@ fn opts(args: &[&str], env: &[(&str, &str)]) -> ServerOptions {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn stdout(out: &Output) -> String {

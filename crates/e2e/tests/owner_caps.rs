@@ -1,15 +1,9 @@
 //! Per-owner envelopes: `owner-cap set|get|list|delete` and their routes.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, Server};
 use serde_json::Value;
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn empty_set_is_rejected_before_anything_else_with_exit_3() {

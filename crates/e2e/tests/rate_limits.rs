@@ -1,37 +1,17 @@
 //! Rate limits between real processes: per-rule caps from `push-rule`,
 //! cap changes through `PUT /v1/rules/{id}`, per-owner envelopes from
 //! `owner-cap`, their counters in `rule-stats` and `/metrics`.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::fleet;
+use portunus_e2e::net::loopback as local;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::net::{echo_server, free_port, payload, udp_ask, udp_echo_server};
-use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::{wait_for, Server, DEADLINE};
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A bootstrapped server with one enrolled, connected client `edge-01`.
-fn fleet(dir: &Path) -> (Server, Client) {
-    let server = Server::bootstrapped(&dir.join("srv"));
-    let bundle = dir.join("edge").join("client.bundle.json");
-    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
-    server.enroll("edge-01", &bundle);
-    let client = Client::start(&bundle);
-    wait_connected(&server, "edge-01", true);
-    (server, client)
-}
 
 /// Pushes a rule to `target` with `extra` arguments on a free port,
 /// retrying when the probed port got taken in between (exit 6).

@@ -1,16 +1,10 @@
 //! The server's command line and HTTP surface, without edge clients.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, wait_for, Server, DEADLINE};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn gen_token_prints_43_url_safe_chars() {

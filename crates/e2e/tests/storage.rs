@@ -1,5 +1,7 @@
 //! Store maintenance and crash safety: backup, restore, reset, the schema
 //! guard and the data-dir file-system check, against the real binary.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, wait_for, Server, ServerOptions, DEADLINE};
 use serde_json::Value;
@@ -8,14 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()

@@ -1,38 +1,18 @@
 //! TCP rule forms between real processes: failover, DNS names, SNI
 //! routing with real ClientHellos, PROXY headers, port ranges, and the
 //! validation exits of `push-rule`.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::fleet;
+use portunus_e2e::net::loopback as local;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::net::{echo_ok, echo_server};
-use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::{wait_for, Server, DEADLINE};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A bootstrapped server with one enrolled, connected client `edge-01`.
-fn fleet(dir: &Path) -> (Server, Client) {
-    let server = Server::bootstrapped(&dir.join("srv"));
-    let bundle = dir.join("edge").join("client.bundle.json");
-    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
-    server.enroll("edge-01", &bundle);
-    let client = Client::start(&bundle);
-    wait_connected(&server, "edge-01", true);
-    (server, client)
-}
 
 /// A port that nothing listens on: bound on all addresses, then released.
 fn free_port() -> u16 {

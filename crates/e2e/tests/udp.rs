@@ -1,6 +1,9 @@
 //! UDP rules between real processes: `push-rule --protocol udp` on the
 //! server, forwarding by the client, counters back in `rule-stats` and
 //! `/metrics`.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::net::loopback as local;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::net::{echo_ok, echo_server, udp_ask, udp_echo_on, udp_echo_server};
 use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
@@ -11,18 +14,6 @@ use std::time::Duration;
 
 /// How long one question to a rule may take, resends included.
 const ASK: Duration = Duration::from_secs(10);
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 fn source() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").unwrap()

@@ -1,34 +1,14 @@
 //! The day-one walkthrough between real processes: enroll, push, forward,
 //! observe, survive restarts on either side.
+use portunus_e2e::exit_code as code;
+use portunus_e2e::fleet;
+use portunus_e2e::net::loopback as local;
+use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::net::{echo_ok, echo_roundtrip, echo_server, free_port, payload, sha256};
-use portunus_e2e::{client_cmd, wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::{client_cmd, wait_connected, wait_for, Server, DEADLINE};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::Path;
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A bootstrapped server with one enrolled, connected client `edge-01`.
-fn fleet(dir: &Path) -> (Server, Client) {
-    let server = Server::bootstrapped(&dir.join("srv"));
-    let bundle = dir.join("edge").join("client.bundle.json");
-    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
-    server.enroll("edge-01", &bundle);
-    let client = Client::start(&bundle);
-    wait_connected(&server, "edge-01", true);
-    (server, client)
-}
 
 /// Pushes a rule, retrying on the rare race where the probed port got taken.
 fn push(server: &Server, target: SocketAddr) -> (String, u16) {
