@@ -9,12 +9,12 @@
 //! rather than pooled, so the pool never holds more than default-size
 //! pipes.
 
-use super::{retry_after, Pump};
+use super::Pump;
 use crate::sys;
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -72,6 +72,8 @@ pub(crate) struct SplicePump {
     /// Bytes this pump has delivered, until the pipe grows.
     moved: u64,
     grown: bool,
+    /// The source ended; what is left in the pipe still goes out.
+    src_eof: bool,
 }
 
 impl SplicePump {
@@ -83,6 +85,7 @@ impl SplicePump {
             in_pipe: 0,
             moved: 0,
             grown: false,
+            src_eof: false,
         })
     }
 
@@ -125,6 +128,13 @@ impl Pump for SplicePump {
 }
 
 impl SplicePump {
+    /// Drains the pipe into `dst` and refills it from `src` in the same
+    /// pass, so the source keeps flowing while the destination catches up.
+    ///
+    /// A refill refused with bytes still in the pipe may mean a full pipe
+    /// rather than an empty socket; waiting for `dst` covers that case,
+    /// since bytes in the pipe always mean a drain (and another refill)
+    /// comes next. With an empty pipe, a refused refill is the socket's.
     fn poll_move_through(
         &mut self,
         cx: &mut Context<'_>,
@@ -133,34 +143,77 @@ impl SplicePump {
         dst: &TcpStream,
     ) -> Poll<io::Result<usize>> {
         loop {
-            // The pipe is filled only when empty, so an EAGAIN while
-            // filling is always the socket's, never a full pipe's.
+            let mut progressed = false;
+            let mut wrote = 0;
             if self.in_pipe > 0 {
                 let moved = dst.try_io(Interest::WRITABLE, || {
                     sys::splice(pipe.read_end.as_fd(), dst.as_fd(), self.in_pipe)
                 });
-                match ready!(retry_after(moved, cx, |cx| dst.poll_write_ready(cx)))? {
-                    Some(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Some(n) => {
+                match moved {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => {
                         self.in_pipe -= n;
+                        wrote = n;
                         if !self.grown {
                             self.moved += n as u64;
-                            if self.moved >= GROW_AFTER && self.in_pipe == 0 {
+                            if self.moved >= GROW_AFTER {
                                 self.grow(&pipe.write_end);
                             }
                         }
-                        return Poll::Ready(Ok(n));
                     }
-                    None => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            let filled = src.try_io(Interest::READABLE, || {
-                sys::splice(src.as_fd(), pipe.write_end.as_fd(), self.capacity)
-            });
-            match ready!(retry_after(filled, cx, |cx| src.poll_read_ready(cx)))? {
-                Some(0) => return Poll::Ready(Ok(0)),
-                Some(n) => self.in_pipe = n,
-                None => {}
+            let room = !self.src_eof && self.in_pipe <= self.capacity / 2;
+            if room {
+                let filled = src.try_io(Interest::READABLE, || {
+                    sys::splice(
+                        src.as_fd(),
+                        pipe.write_end.as_fd(),
+                        self.capacity - self.in_pipe,
+                    )
+                });
+                match filled {
+                    Ok(0) => {
+                        self.src_eof = true;
+                        progressed = true;
+                    }
+                    Ok(n) => {
+                        self.in_pipe += n;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if wrote > 0 {
+                return Poll::Ready(Ok(wrote));
+            }
+            if self.src_eof && self.in_pipe == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            if progressed {
+                continue;
+            }
+            // Both waits register before the pump sleeps.
+            let mut ready = false;
+            if self.in_pipe > 0 {
+                if let Poll::Ready(r) = dst.poll_write_ready(cx) {
+                    r?;
+                    ready = true;
+                }
+            }
+            if room {
+                if let Poll::Ready(r) = src.poll_read_ready(cx) {
+                    r?;
+                    ready = true;
+                }
+            }
+            if !ready {
+                return Poll::Pending;
             }
         }
     }
