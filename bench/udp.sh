@@ -23,32 +23,13 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 free_udp_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for <description> <command...>
-  local what=$1; shift
-  for _ in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "timed out waiting for $what" >&2; exit 1
-}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-srv="$work/srv"; mkdir -p "$srv"
-cat > "$srv/server.toml" <<TOML
-control_listen = "127.0.0.1:$(free_port)"
-operator_http_listen = "127.0.0.1:$(free_port)"
-metrics_listen = "127.0.0.1:$(free_port)"
-TOML
-export HOME=$work
-export PORTUNUS_OPERATOR_TOKEN
-PORTUNUS_OPERATOR_TOKEN=$("$bin/portunus-server" --data-dir "$srv" bootstrap-superadmin --name bench 2>/dev/null)
-RUST_LOG=warn "$bin/portunus-server" --data-dir "$srv" serve 2>"$work/server.log" & pids+=($!)
-wait_for "server" "$bin/portunus-server" --data-dir "$srv" list-clients
-uri=$("$bin/portunus-server" --data-dir "$srv" enroll-client bench-edge 2>/dev/null | cut -d"'" -f2)
-"$bin/portunus-client" enroll "$uri" --out "$work/bundle.json" >/dev/null
-RUST_LOG=warn "$bin/portunus-client" --bundle "$work/bundle.json" 2>"$work/client.log" & client_pid=$!
-pids+=($client_pid)
-wait_for "client connection" sh -c "'$bin/portunus-server' --data-dir '$srv' list-clients | grep -q ' connected'"
+start_fleet "$bin/portunus-client"
 
 # The echo backend stops by itself after a generous bound.
 "$load" echo $((4 * secs + 120)) > "$work/echo.port" & pids+=($!)

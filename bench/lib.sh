@@ -1,0 +1,34 @@
+# Shared by the bench scripts: loopback ports, bounded waits, and a
+# throwaway fleet (server + one enrolled client) in "$work".
+# The caller sets: work (temp dir), bin (release dir), pids (array).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_for() { # wait_for <description> <command...>; gives up after 10 s
+  local what=$1; shift
+  for _ in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "timed out waiting for $what" >&2; exit 1
+}
+
+# start_fleet <client binary>: a server in "$work/srv" with the client
+# `bench-edge` connected; sets srv, client_pid and PORTUNUS_OPERATOR_TOKEN.
+start_fleet() {
+  local client_bin=$1
+  srv="$work/srv"; mkdir -p "$srv"
+  cat > "$srv/server.toml" <<TOML
+control_listen = "127.0.0.1:$(free_port)"
+operator_http_listen = "127.0.0.1:$(free_port)"
+metrics_listen = "127.0.0.1:$(free_port)"
+TOML
+  export HOME=$work
+  export PORTUNUS_OPERATOR_TOKEN
+  PORTUNUS_OPERATOR_TOKEN=$("$bin/portunus-server" --data-dir "$srv" bootstrap-superadmin --name bench 2>/dev/null)
+  RUST_LOG=warn "$bin/portunus-server" --data-dir "$srv" serve 2>"$work/server.log" & pids+=($!)
+  wait_for "server" "$bin/portunus-server" --data-dir "$srv" list-clients
+  local uri
+  uri=$("$bin/portunus-server" --data-dir "$srv" enroll-client bench-edge 2>/dev/null | cut -d"'" -f2)
+  "$client_bin" enroll "$uri" --out "$work/bundle.json" >/dev/null
+  RUST_LOG=warn "$client_bin" --bundle "$work/bundle.json" 2>"$work/client.log" & client_pid=$!
+  pids+=($client_pid)
+  wait_for "client connection" sh -c "'$bin/portunus-server' --data-dir '$srv' list-clients | grep -q ' connected'"
+}
