@@ -1,7 +1,7 @@
 //! Operator commands over the HTTP API.
 
 use super::http::ApiClient;
-use super::output::{print_json, table, Format};
+use super::output::{items, print_json, print_listing, table, Format};
 use super::push::{build_spec, PushArgs};
 use crate::datadir::{self, DirLock};
 use portunus_domain::{DomainError, ErrorCode};
@@ -86,16 +86,12 @@ pub async fn revoke(api: &ApiClient, client: &str) -> anyhow::Result<()> {
 
 pub async fn list_clients(api: &ApiClient, format: Format) -> anyhow::Result<()> {
     let v: Value = api.call(Method::GET, "/v1/clients", None).await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
+    print_listing(
+        &v,
+        format,
+        items(&v),
+        &["NAME", "ID", "STATUS", "REMOTE", "SINCE", "ADDRESS"],
+        |c| {
             let status = if c["revoked"] == json!(true) {
                 "revoked"
             } else if c["connected"] == json!(true) {
@@ -111,14 +107,7 @@ pub async fn list_clients(api: &ApiClient, format: Format) -> anyhow::Result<()>
                 s(c, "connected_since"),
                 s(c, "address"),
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &["NAME", "ID", "STATUS", "REMOTE", "SINCE", "ADDRESS"],
-            &rows
-        )
+        },
     );
     Ok(())
 }
@@ -199,16 +188,14 @@ pub async fn list_rules(
         format!("/v1/rules?{}", q.join("&"))
     };
     let v: Value = api.call(Method::GET, &path, None).await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|r| {
+    print_listing(
+        &v,
+        format,
+        items(&v),
+        &[
+            "ID", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE",
+        ],
+        |r| {
             let state = match r["reason"].as_str() {
                 Some(reason) => format!("{}({reason})", s(r, "state")),
                 None => s(r, "state"),
@@ -222,14 +209,7 @@ pub async fn list_rules(
                 targets_of(r),
                 state,
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &["ID", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE"],
-            &rows
-        )
+        },
     );
     Ok(())
 }

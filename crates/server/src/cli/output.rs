@@ -33,6 +33,29 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The elements of a JSON array; anything else has none.
+pub fn items(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map(|a| a.as_slice()).unwrap_or_default()
+}
+
+/// A list command's output: the whole answer as JSON, or `rows` rendered
+/// one line each under `headers`.
+pub fn print_listing(
+    answer: &serde_json::Value,
+    format: Format,
+    rows: &[serde_json::Value],
+    headers: &[&str],
+    row: impl Fn(&serde_json::Value) -> Vec<String>,
+) {
+    match format {
+        Format::Json => print_json(answer),
+        Format::Text => {
+            let rows: Vec<Vec<String>> = rows.iter().map(row).collect();
+            println!("{}", table(headers, &rows));
+        }
+    }
+}
+
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

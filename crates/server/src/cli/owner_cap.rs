@@ -2,7 +2,7 @@
 
 use super::http::ApiClient;
 use super::operator::{s, seg};
-use super::output::{print_json, table, Format};
+use super::output::{items, print_json, print_listing, Format};
 use super::push::CapArgs;
 use crate::api::owner_caps::validate_envelope;
 use clap::Subcommand;
@@ -83,16 +83,12 @@ impl OwnerCapCommand {
                         None,
                     )
                     .await?;
-                if format == Format::Json {
-                    print_json(&v);
-                    return Ok(());
-                }
-                let rows: Vec<Vec<String>> = v
-                    .as_array()
-                    .map(|a| a.as_slice())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|o| {
+                print_listing(
+                    &v,
+                    format,
+                    items(&v),
+                    &["OWNER", "RULES", "ENVELOPE"],
+                    |o| {
                         let caps = match &o["rate_limit"] {
                             Value::Object(m) => m
                                 .iter()
@@ -102,9 +98,8 @@ impl OwnerCapCommand {
                             _ => "-".into(),
                         };
                         vec![s(o, "owner"), s(o, "rules"), caps]
-                    })
-                    .collect();
-                println!("{}", table(&["OWNER", "RULES", "ENVELOPE"], &rows));
+                    },
+                );
             }
             OwnerCapCommand::Delete { client, owner } => {
                 let _: Value = api

@@ -5,13 +5,9 @@
 use super::access::RoleArg;
 use super::http::ApiClient;
 use super::operator::{s, seg};
-use super::output::{print_json, table, Format};
+use super::output::{items, print_json, print_listing, Format};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn rows(v: &Value) -> &[Value] {
-    v.as_array().map(|a| a.as_slice()).unwrap_or_default()
-}
 
 pub async fn user_add(
     api: &ApiClient,
@@ -43,13 +39,12 @@ fn password_state(u: &Value) -> &'static str {
 
 pub async fn user_list(api: &ApiClient, format: Format) -> anyhow::Result<()> {
     let v: Value = api.call(Method::GET, "/v1/users", None).await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = rows(&v)
-        .iter()
-        .map(|u| {
+    print_listing(
+        &v,
+        format,
+        items(&v),
+        &["ID", "NAME", "ROLE", "STATUS", "PASSWORD", "CREATED"],
+        |u| {
             vec![
                 s(u, "user_id"),
                 s(u, "display_name"),
@@ -62,14 +57,7 @@ pub async fn user_list(api: &ApiClient, format: Format) -> anyhow::Result<()> {
                 password_state(u).into(),
                 s(u, "created_at"),
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &["ID", "NAME", "ROLE", "STATUS", "PASSWORD", "CREATED"],
-            &rows
-        )
+        },
     );
     Ok(())
 }
@@ -93,7 +81,7 @@ pub async fn user_remove(api: &ApiClient, id: &str) -> anyhow::Result<()> {
     let v: Value = api
         .call(Method::DELETE, &format!("/v1/users/{}", seg(id)), None)
         .await?;
-    let n = rows(&v["removed_rules"]).len();
+    let n = items(&v["removed_rules"]).len();
     eprintln!("removed user {id} with its grants, credentials and {n} rule(s)");
     Ok(())
 }
@@ -123,13 +111,12 @@ pub async fn credential_list(api: &ApiClient, user: &str, format: Format) -> any
             None,
         )
         .await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = rows(&v)
-        .iter()
-        .map(|c| {
+    print_listing(
+        &v,
+        format,
+        items(&v),
+        &["ID", "LABEL", "STATUS", "CREATED", "ROTATED"],
+        |c| {
             vec![
                 s(c, "credential_id"),
                 s(c, "label"),
@@ -141,11 +128,7 @@ pub async fn credential_list(api: &ApiClient, user: &str, format: Format) -> any
                 s(c, "created_at"),
                 s(c, "rotated_at"),
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(&["ID", "LABEL", "STATUS", "CREATED", "ROTATED"], &rows)
+        },
     );
     Ok(())
 }
@@ -205,19 +188,18 @@ pub async fn grant_list(api: &ApiClient, user: Option<&str>, format: Format) -> 
         None => "/v1/grants".to_string(),
     };
     let v: Value = api.call(Method::GET, &path, None).await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = rows(&v)
-        .iter()
-        .map(|g| {
+    print_listing(
+        &v,
+        format,
+        items(&v),
+        &["ID", "USER", "CLIENT", "PORTS", "PROTOCOLS", "CREATED"],
+        |g| {
             let ports = if g["listen_port_start"] == g["listen_port_end"] {
                 s(g, "listen_port_start")
             } else {
                 format!("{}-{}", s(g, "listen_port_start"), s(g, "listen_port_end"))
             };
-            let protocols: Vec<&str> = rows(&g["protocols"])
+            let protocols: Vec<&str> = items(&g["protocols"])
                 .iter()
                 .filter_map(Value::as_str)
                 .collect();
@@ -229,14 +211,7 @@ pub async fn grant_list(api: &ApiClient, user: Option<&str>, format: Format) -> 
                 protocols.join(","),
                 s(g, "created_at"),
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &["ID", "USER", "CLIENT", "PORTS", "PROTOCOLS", "CREATED"],
-            &rows
-        )
+        },
     );
     Ok(())
 }
@@ -245,7 +220,7 @@ pub async fn grant_revoke(api: &ApiClient, id: &str) -> anyhow::Result<()> {
     let v: Value = api
         .call(Method::DELETE, &format!("/v1/grants/{}", seg(id)), None)
         .await?;
-    let n = rows(&v["removed_rules"]).len();
+    let n = items(&v["removed_rules"]).len();
     eprintln!("revoked grant {id}; removed {n} rule(s) no other grant covers");
     Ok(())
 }
@@ -279,13 +254,12 @@ pub async fn audit_list(api: &ApiClient, f: &AuditFilter, format: Format) -> any
         format!("/v1/audit?{}", q.join("&"))
     };
     let v: Value = api.call(Method::GET, &path, None).await?;
-    if format == Format::Json {
-        print_json(&v);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = rows(&v["entries"])
-        .iter()
-        .map(|e| {
+    print_listing(
+        &v,
+        format,
+        items(&v["entries"]),
+        &["AT", "ACTOR", "METHOD", "PATH", "OUTCOME", "REASON"],
+        |e| {
             vec![
                 s(e, "at"),
                 s(e, "actor"),
@@ -294,16 +268,9 @@ pub async fn audit_list(api: &ApiClient, f: &AuditFilter, format: Format) -> any
                 s(e, "outcome"),
                 s(e, "reason"),
             ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &["AT", "ACTOR", "METHOD", "PATH", "OUTCOME", "REASON"],
-            &rows
-        )
+        },
     );
-    if let Some(next) = v["next_cursor"].as_str() {
+    if let (Format::Text, Some(next)) = (format, v["next_cursor"].as_str()) {
         eprintln!("more: --cursor {next}");
     }
     Ok(())
