@@ -399,6 +399,14 @@ pub fn stderr_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that a command exited with `exit` and that its stderr names
+/// `text` (usually the stable error code).
+pub fn expect_fail(out: &Output, exit: i32, text: &str) {
+    assert_eq!(exit_code(out), exit, "{}", stderr_text(out));
+    let err = stderr_text(out);
+    assert!(err.contains(text), "{text} in {err}");
+}
+
 /// A bootstrapped server (data dir `<dir>/srv`) with one enrolled,
 /// connected client `edge-01` (bundle under `<dir>/edge`).
 pub fn fleet(dir: &Path) -> (Server, Client) {

@@ -1,5 +1,6 @@
 //! Per-owner envelopes: `owner-cap set|get|list|delete` and their routes.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, Server};
@@ -15,12 +16,7 @@ fn empty_set_is_rejected_before_anything_else_with_exit_3() {
         None,
         &["owner-cap", "set", "edge-01", "alice"],
     );
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("validation.rate_limit_no_caps_provided"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 3, "validation.rate_limit_no_caps_provided");
     let out = run_server_cli(
         dir.path(),
         Some("http://127.0.0.1:1"),
@@ -34,12 +30,7 @@ fn empty_set_is_rejected_before_anything_else_with_exit_3() {
             "0",
         ],
     );
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("validation.rate_limit_cap_zero"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 2, "validation.rate_limit_cap_zero");
 }
 
 #[test]
@@ -95,12 +86,7 @@ fn set_get_list_delete_round_trip() {
         "--bandwidth-in-burst",
         "1",
     ]);
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("bandwidth_in_burst"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 2, "bandwidth_in_burst");
 
     let out = server.cli(&[
         "owner-cap",
@@ -127,8 +113,7 @@ fn set_get_list_delete_round_trip() {
 
     server.cli_ok(&["owner-cap", "delete", "edge-01", "alice"]);
     let out = server.cli(&["owner-cap", "get", "edge-01", "alice"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("not_found"), "{}", stderr(&out));
+    expect_fail(&out, 1, "not_found");
     let out = server.cli(&["owner-cap", "delete", "edge-01", "alice"]);
     assert_eq!(code(&out), 1);
 }

@@ -1,5 +1,6 @@
 //! The server's command line and HTTP surface, without edge clients.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, wait_for, Server, DEADLINE};
@@ -31,12 +32,7 @@ fn operator_commands_without_token_exit_4() {
         vec!["remove-rule", "x"],
     ] {
         let out = run_server_cli(dir.path(), Some("http://127.0.0.1:1"), None, &args);
-        assert_eq!(code(&out), 4, "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("PORTUNUS_OPERATOR_TOKEN"),
-            "{}",
-            stderr(&out)
-        );
+        expect_fail(&out, 4, "PORTUNUS_OPERATOR_TOKEN");
     }
 }
 
@@ -45,8 +41,7 @@ fn second_serve_on_a_data_dir_exits_75_and_sigterm_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
     let out = run_server_cli(dir.path(), None, None, &["serve"]);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
-    assert!(stderr(&out).contains("store_in_use"), "{}", stderr(&out));
+    expect_fail(&out, 75, "store_in_use");
     // Offline maintenance refuses too while the server holds the store.
     let out = run_server_cli(
         dir.path(),
@@ -84,8 +79,7 @@ fn first_serve_generates_cert_and_private_key() {
     )
     .unwrap();
     let out = run_server_cli(dir.path(), None, None, &["serve"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("0644"), "{}", stderr(&out));
+    expect_fail(&out, 1, "0644");
 }
 
 #[test]
@@ -97,8 +91,7 @@ fn unknown_config_key_is_named() {
     )
     .unwrap();
     let out = run_server_cli(dir.path(), None, None, &["serve"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("frobnicate"), "{}", stderr(&out));
+    expect_fail(&out, 1, "frobnicate");
 }
 
 #[test]
@@ -114,8 +107,7 @@ fn newer_schema_exits_78() {
     let conn = rusqlite_free_set_user_version(&dir.path().join("state.db"), 999);
     assert!(conn, "sqlite3 tool available");
     let out = run_server_cli(dir.path(), None, None, &["serve"]);
-    assert_eq!(code(&out), 78, "{}", stderr(&out));
-    assert!(stderr(&out).contains("999"), "{}", stderr(&out));
+    expect_fail(&out, 78, "999");
 }
 
 /// Bumps `PRAGMA user_version` with Python's sqlite3, so the test does not
@@ -148,12 +140,7 @@ fn bootstrap_superadmin_refuses_a_second_time() {
         None,
         &["bootstrap-superadmin", "--name", "A"],
     );
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("superadmin_exists"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 1, "superadmin_exists");
 }
 
 #[test]
@@ -348,8 +335,7 @@ fn offline_enrollment_refuses_an_ephemeral_control_port() {
     )
     .unwrap();
     let out = run_server_cli(dir.path(), None, None, &["enroll-client", "edge-01"]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(stderr(&out).contains("port 0"), "{}", stderr(&out));
+    expect_fail(&out, 2, "port 0");
     std::fs::write(
         dir.path().join("server.toml"),
         "control_listen = \"127.0.0.1:0\"\nadvertised_endpoint = \"localhost:7443\"\n",

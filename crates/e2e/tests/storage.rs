@@ -1,6 +1,7 @@
 //! Store maintenance and crash safety: backup, restore, reset, the schema
 //! guard and the data-dir file-system check, against the real binary.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::{run_server_cli, wait_for, Server, ServerOptions, DEADLINE};
@@ -271,8 +272,7 @@ fn backup_refuses_overwrite_and_names_directory_targets() {
     let before = std::fs::read(&file).unwrap();
 
     let out = offline(&data, &["backup", "--out", file.to_str().unwrap()]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    expect_fail(&out, 1, "already exists");
     assert_eq!(std::fs::read(&file).unwrap(), before, "untouched");
 
     let stamped = backup_into(&data, &out_dir);
@@ -334,8 +334,7 @@ fn restore_refuses_a_non_empty_dir_without_force() {
     let before = snapshot(&b);
 
     let out = offline(&b, &["restore", "--in", file.to_str().unwrap()]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    expect_fail(&out, 1, "--force");
     assert_same(&before, &snapshot(&b), "the data dir is unchanged");
 
     ok(
@@ -373,20 +372,14 @@ fn restore_checks_the_header_and_rolls_back_a_bad_backup() {
         &b,
         &["restore", "--in", foreign.to_str().unwrap(), "--force"],
     );
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not a SQLite database"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 1, "not a SQLite database");
     assert_same(&before, &snapshot(&b), "the data dir is unchanged");
 
     // A SQLite file that is not a Portunus store.
     let other = tmp.path().join("other.db");
     py(&other, true, "c.execute('CREATE TABLE t (x)'); c.commit()");
     let out = offline(&b, &["restore", "--in", other.to_str().unwrap(), "--force"]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("not a Portunus"), "{}", stderr(&out));
+    expect_fail(&out, 1, "not a Portunus");
     assert_same(&before, &snapshot(&b), "the data dir is unchanged");
 
     // A damaged backup: the file header is fine, page 2 (the root of the
@@ -485,12 +478,7 @@ fn reset_refuses_a_foreign_state_db() {
     let before = snapshot(tmp.path());
     for args in [&["reset"][..], &["reset", "--confirm"][..]] {
         let out = offline(tmp.path(), args);
-        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("not a SQLite database"),
-            "{}",
-            stderr(&out)
-        );
+        expect_fail(&out, 1, "not a SQLite database");
     }
     let after = snapshot(tmp.path());
     // The lock file is the only addition; the foreign file is untouched.
@@ -560,8 +548,7 @@ fn restore_and_reset_refuse_while_serving() {
         vec!["reset"],
     ] {
         let out = offline(&data, &args);
-        assert_eq!(code(&out), 75, "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("store_in_use"), "{}", stderr(&out));
+        expect_fail(&out, 75, "store_in_use");
     }
     assert!(list_client_names(&server).is_empty());
     assert_eq!(integrity(&data.join("state.db")), "ok");
@@ -579,8 +566,7 @@ fn serve_refuses_a_tmpfs_data_dir_unless_allowed() {
     let dir = tempfile::tempdir_in("/dev/shm").unwrap();
     write_config(dir.path());
     let out = offline(dir.path(), &["serve"]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("tmpfs"), "{}", stderr(&out));
+    expect_fail(&out, 1, "tmpfs");
     assert!(
         stderr(&out).contains("--allow-unsafe-data-dir"),
         "{}",

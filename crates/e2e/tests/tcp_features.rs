@@ -2,6 +2,7 @@
 //! routing with real ClientHellos, PROXY headers, port ranges, and the
 //! validation exits of `push-rule`.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::fleet;
 use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
@@ -270,12 +271,7 @@ fn sni_routes_exact_then_wildcard_then_fallback_and_replays_the_hello() {
 
     // The port is in SNI mode: a second plain rule is a plain conflict.
     let out = push(&server, &rule_port, &[&fallback.to_string()]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("listen_port_conflict"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 1, "listen_port_conflict");
 }
 
 #[test]
@@ -391,8 +387,7 @@ fn a_range_with_one_busy_port_fails_whole_and_binds_nothing() {
     let squatter = probe.remove(1);
     drop(probe);
     let out = push(&server, &format!("{a}-{c}"), &["127.0.0.1:20000-20002"]);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("port_in_use"), "{}", stderr(&out));
+    expect_fail(&out, 6, "port_in_use");
     assert!(
         stderr(&out).contains(&busy.to_string()),
         "names the port: {}",
@@ -518,11 +513,6 @@ fn validation_and_port_mode_exits() {
         &port.to_string(),
         &[&echo.to_string(), "--sni", "a.example.com"],
     );
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("conflict.legacy_to_sni_unsupported"),
-        "{}",
-        stderr(&out)
-    );
+    expect_fail(&out, 1, "conflict.legacy_to_sni_unsupported");
     assert!(echo_ok(local(port)), "the plain rule keeps forwarding");
 }

@@ -2,6 +2,7 @@
 //! server, forwarding by the client, counters back in `rule-stats` and
 //! `/metrics`.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
 
@@ -252,8 +253,7 @@ fn a_udp_range_with_one_busy_port_fails_whole() {
             "--protocol",
             "udp",
         ]);
-        assert_eq!(code(&out), 6, "{}", stderr(&out));
-        assert!(stderr(&out).contains("port_in_use"), "{}", stderr(&out));
+        expect_fail(&out, 6, "port_in_use");
         if !stderr(&out).contains(&(start + 1).to_string()) {
             // Another process took an outer port meanwhile; try another range.
             continue;

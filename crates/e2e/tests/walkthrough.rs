@@ -1,6 +1,7 @@
 //! The day-one walkthrough between real processes: enroll, push, forward,
 //! observe, survive restarts on either side.
 use portunus_e2e::exit_code as code;
+use portunus_e2e::expect_fail;
 use portunus_e2e::fleet;
 use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
@@ -117,8 +118,7 @@ fn busy_port_fails_activation_with_exit_6() {
     let squatter = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = squatter.local_addr().unwrap().port();
     let out = server.cli(&["push-rule", "edge-01", &port.to_string(), "127.0.0.1:9"]);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("port_in_use"), "{}", stderr(&out));
+    expect_fail(&out, 6, "port_in_use");
     assert!(
         stderr(&out).contains(&port.to_string()),
         "the message names the port: {}",
