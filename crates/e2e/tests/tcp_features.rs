@@ -117,27 +117,13 @@ fn client_hello(name: &str, version: &'static rustls::SupportedProtocolVersion) 
     out
 }
 
-/// Polls `f` until it yields `Some` or `timeout` passes.
-fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits for a metrics line that starts with `series` and carries a
 /// value of at least `min`.
 fn wait_metric(server: &Server, series: &str, min: f64) -> f64 {
     let family = series.split('{').next().unwrap_or(series);
     let mut seen = String::new();
     let what = || format!("{series} >= {min}");
-    let found = poll(DEADLINE, || {
+    let found = portunus_e2e::poll_until(DEADLINE, || {
         let text = server.metrics_text();
         seen = text
             .lines()
