@@ -60,9 +60,14 @@ fn bind_one_udp(port: u16) -> io::Result<Socket> {
 /// A listening, nonblocking socket. `SO_REUSEADDR` lets a port be bound
 /// again while old connections linger in TIME_WAIT, yet still fails when
 /// another socket listens there; `SO_REUSEPORT` would hide that.
+///
+/// `TCP_NODELAY` is set here once because accepted sockets inherit it,
+/// which saves a syscall on every connection (small writes such as TLS
+/// handshakes must not wait for Nagle).
 fn bind_one(port: u16) -> io::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
     socket.listen(BACKLOG)?;
@@ -100,5 +105,20 @@ mod tests {
             assert_eq!(e.reason, want, "errno {errno}");
             assert!(e.detail.contains("udp port 4242"), "{}", e.detail);
         }
+    }
+
+    /// The data plane relies on accepted sockets inheriting TCP_NODELAY
+    /// from their listener instead of setting it per connection.
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay() {
+        let listener = bind_tcp(0..=0).expect("bind").pop().expect("one listener");
+        let port = listener.local_addr().expect("address").port();
+        let (connected, accepted) = tokio::join!(
+            tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)),
+            listener.accept()
+        );
+        let _connected = connected.expect("connect");
+        let (accepted, _) = accepted.expect("accept");
+        assert!(accepted.nodelay().expect("TCP_NODELAY"));
     }
 }

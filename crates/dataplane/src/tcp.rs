@@ -196,7 +196,6 @@ async fn serve(
     replay: Vec<u8>,
 ) {
     let counters = guard.counters();
-    set_nodelay(&downstream, "downstream");
     let dialed = match rule.dialer.dial(offset, counters).await {
         Ok(dialed) => dialed,
         Err(e) => {
@@ -206,16 +205,17 @@ async fn serve(
         }
     };
     let mut upstream = dialed.stream;
-    set_nodelay(&upstream, "upstream");
+    set_nodelay(&upstream);
     let port_index = guard.port_index();
-    let proxy = rule.dialer.proxy_protocol(dialed.target_index);
-    let mut preface = match (proxy, downstream.local_addr()) {
-        (None, _) => Vec::new(),
-        (Some(version), Ok(local)) => proxy_protocol::header(version, peer, local),
-        (Some(_), Err(e)) => {
-            debug!(%peer, error = %e, "no local address for the PROXY header, closing");
-            return;
-        }
+    let mut preface = match rule.dialer.proxy_protocol(dialed.target_index) {
+        None => Vec::new(),
+        Some(version) => match downstream.local_addr() {
+            Ok(local) => proxy_protocol::header(version, peer, local),
+            Err(e) => {
+                debug!(%peer, error = %e, "no local address for the PROXY header, closing");
+                return;
+            }
+        },
     };
     if !replay.is_empty() || !preface.is_empty() {
         preface.extend_from_slice(&replay);
@@ -274,10 +274,11 @@ fn charge(limits: &RuleLimits, dir: limit::Direction) -> crate::copy::throttle::
 }
 
 /// Small writes (interactive protocols, TLS handshakes) must not wait for
-/// Nagle; a failure only costs latency, so it is logged and ignored.
-fn set_nodelay(stream: &TcpStream, side: &str) {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(side, error = %e, "TCP_NODELAY not set");
+/// Nagle; a failure only costs latency, so it is logged and ignored. The
+/// downstream side inherits the option from its listener.
+fn set_nodelay(upstream: &TcpStream) {
+    if let Err(e) = upstream.set_nodelay(true) {
+        debug!(error = %e, "TCP_NODELAY not set on the upstream connection");
     }
 }
 

@@ -2,18 +2,20 @@
 //! from the pipe into the destination socket, so payload never enters
 //! userspace.
 //!
-//! Pipes cost four syscalls to make and close, a noticeable share of a
+//! Pipes cost three syscalls to make and close, a noticeable share of a
 //! short connection, so empty pipes of the default size go back to a small
-//! per-thread pool when their pump ends. A pipe grows to 1 MiB only once
+//! process-wide pool when their pump ends. (Per-thread pools missed often:
+//! a connection's task may start on one worker and end on another, so one
+//! pool drained while the other overflowed.) A pipe grows to 1 MiB only once
 //! its connection has shown it moves bulk data; grown pipes are closed
 //! rather than pooled, so the pool never holds more than default-size
 //! pipes.
 
 use super::Pump;
 use crate::sys;
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -27,22 +29,41 @@ const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
 /// Bytes a pump moves before its pipe grows: past this, the connection is
 /// a bulk transfer rather than a request and a reply.
 const GROW_AFTER: u64 = 2 * DEFAULT_PIPE_SIZE as u64;
-/// Empty pipes kept per thread for the next connections.
-const POOL_SIZE: usize = 64;
+/// Empty pipes kept for the next connections: two per connection, enough
+/// for a burst of short ones. An empty pipe holds at most one cached page.
+const POOL_SIZE: usize = 128;
 
 struct Pipe {
     read_end: OwnedFd,
     write_end: OwnedFd,
 }
 
-thread_local! {
-    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+/// Empty default-size pipes waiting for the next connections.
+struct PipePool {
+    /// Held only for a push or a pop, never across a syscall.
+    pipes: Mutex<Vec<Pipe>>,
+    limit: usize,
 }
 
-impl Pipe {
+static POOL: PipePool = PipePool::new(POOL_SIZE);
+
+impl PipePool {
+    const fn new(limit: usize) -> Self {
+        PipePool {
+            pipes: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    fn pipes(&self) -> MutexGuard<'_, Vec<Pipe>> {
+        // A panic while holding the lock cannot leave the Vec inconsistent.
+        self.pipes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// An empty default-size pipe, from the pool when it has one.
-    fn take() -> io::Result<Pipe> {
-        if let Ok(Some(pipe)) = POOL.try_with(|p| p.borrow_mut().pop()) {
+    fn take(&self) -> io::Result<Pipe> {
+        let pooled = self.pipes().pop();
+        if let Some(pipe) = pooled {
             return Ok(pipe);
         }
         let (read_end, write_end) = sys::pipe()?;
@@ -52,19 +73,21 @@ impl Pipe {
         })
     }
 
-    /// Returns an empty default-size pipe to this thread's pool; when the
-    /// pool is full (or the thread is ending) the pipe is closed.
-    fn give_back(self) {
-        let _ = POOL.try_with(|p| {
-            let mut pool = p.borrow_mut();
-            if pool.len() < POOL_SIZE {
-                pool.push(self);
-            }
-        });
+    /// Keeps an empty default-size pipe; when the pool is full the pipe is
+    /// closed, after the lock is released.
+    fn give_back(&self, pipe: Pipe) {
+        let mut pipes = self.pipes();
+        if pipes.len() < self.limit {
+            pipes.push(pipe);
+            return;
+        }
+        drop(pipes);
+        drop(pipe);
     }
 }
 
 pub(crate) struct SplicePump {
+    pool: &'static PipePool,
     pipe: Option<Pipe>,
     capacity: usize,
     /// Bytes spliced into the pipe and not yet out of it.
@@ -79,8 +102,13 @@ pub(crate) struct SplicePump {
 impl SplicePump {
     /// Fails only when no pipe can be made (e.g. out of descriptors).
     pub(crate) fn new() -> io::Result<Self> {
+        Self::from_pool(&POOL)
+    }
+
+    fn from_pool(pool: &'static PipePool) -> io::Result<Self> {
         Ok(SplicePump {
-            pipe: Some(Pipe::take()?),
+            pool,
+            pipe: Some(pool.take()?),
             capacity: DEFAULT_PIPE_SIZE,
             in_pipe: 0,
             moved: 0,
@@ -105,7 +133,7 @@ impl Drop for SplicePump {
         // another connection; anything else is closed.
         if let Some(pipe) = self.pipe.take() {
             if self.in_pipe == 0 && !self.grown {
-                pipe.give_back();
+                self.pool.give_back(pipe);
             }
         }
     }
@@ -225,29 +253,25 @@ mod tests {
 
     #[test]
     fn empty_default_pipes_are_reused_and_others_closed() {
-        POOL.with(|p| p.borrow_mut().clear());
-        let pool_len = || POOL.with(|p| p.borrow().len());
-        drop(SplicePump::new().unwrap());
+        // Its own pool: the process-wide one is shared with parallel tests.
+        static POOL: PipePool = PipePool::new(4);
+        let pump = || SplicePump::from_pool(&POOL).unwrap();
+        let pool_len = || POOL.pipes().len();
+        drop(pump());
         assert_eq!(pool_len(), 1, "an unused pump gives its pipe back");
-        let reused = SplicePump::new().unwrap();
+        let reused = pump();
         assert_eq!(pool_len(), 0, "the pooled pipe is taken again");
-        let mut busy = SplicePump::new().unwrap();
+        let mut busy = pump();
         busy.in_pipe = 10;
         drop(busy);
-        let mut grown = SplicePump::new().unwrap();
+        let mut grown = pump();
         grown.grown = true;
         drop(grown);
         assert_eq!(pool_len(), 0, "a pipe with data or grown is closed");
         drop(reused);
         assert_eq!(pool_len(), 1);
-        for _ in 0..POOL_SIZE + 5 {
-            drop(SplicePump::new().unwrap());
-        }
-        let many: Vec<_> = (0..POOL_SIZE + 5)
-            .map(|_| SplicePump::new().unwrap())
-            .collect();
+        let many: Vec<_> = (0..POOL.limit + 5).map(|_| pump()).collect();
         drop(many);
-        assert_eq!(pool_len(), POOL_SIZE, "the pool is bounded");
-        POOL.with(|p| p.borrow_mut().clear());
+        assert_eq!(pool_len(), POOL.limit, "the pool is bounded");
     }
 }
