@@ -54,6 +54,27 @@ pub struct DaemonArgs {
     /// Format of the log lines on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// Threads that forward traffic [default: half the CPUs, at least 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+}
+
+impl DaemonArgs {
+    /// The forwarding threads to run on a host with `cpus` CPUs.
+    pub fn threads(&self, cpus: usize) -> usize {
+        self.threads
+            .map_or_else(|| default_threads(cpus), usize::from)
+    }
+}
+
+/// Half the CPUs, at least one. A forwarder's work is mostly the kernel's
+/// (splice, TCP, softirq for both of its sockets), and that work runs on
+/// the same CPUs: measured on a 2-core host, one event-loop thread
+/// forwards 8% more new connections per second and 10-30% more bulk
+/// throughput than two, because a thread per CPU leaves the kernel no CPU
+/// of its own and the event loops park and wake instead of batching.
+fn default_threads(cpus: usize) -> usize {
+    (cpus / 2).max(1)
 }
 
 #[cfg(test)]
@@ -81,6 +102,7 @@ mod tests {
             (500, 30, 30, 5)
         );
         assert_eq!(d.log_format, LogFormat::Json);
+        assert_eq!(d.threads(2), 1);
 
         let cli = Cli::try_parse_from([
             "portunus-client",
@@ -99,5 +121,17 @@ mod tests {
             Cli::try_parse_from(["portunus-client", "--stats-report-interval-secs", "0"]).is_err()
         );
         assert!(Cli::try_parse_from(["portunus-client", "--bundle", "x", "enroll", "u"]).is_err());
+        assert!(Cli::try_parse_from(["portunus-client", "--threads", "0"]).is_err());
+        let d = Cli::try_parse_from(["portunus-client", "--threads", "3"])
+            .unwrap()
+            .daemon;
+        assert_eq!(d.threads(64), 3);
+    }
+
+    #[test]
+    fn default_threads_table() {
+        for (cpus, want) in [(0, 1), (1, 1), (2, 1), (3, 1), (4, 2), (16, 8), (64, 32)] {
+            assert_eq!(default_threads(cpus), want, "{cpus} CPUs");
+        }
     }
 }

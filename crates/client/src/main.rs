@@ -25,13 +25,19 @@ mod testing;
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         Some(cli::Command::Enroll { uri, out }) => {
             logging::init(logging::LogFormat::Compact, "warn");
-            match enroll::run(&uri, out, |k| std::env::var_os(k)).await {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => return no_runtime(&e),
+            };
+            match runtime.block_on(enroll::run(&uri, out, |k| std::env::var_os(k))) {
                 Ok(path) => {
                     println!("{}", path.display());
                     ExitCode::SUCCESS
@@ -44,7 +50,24 @@ async fn main() -> ExitCode {
         }
         None => {
             logging::init(cli.daemon.log_format, "info");
-            daemon::run(cli.daemon).await
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = cli.daemon.threads(cpus);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("portunus-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => return no_runtime(&e),
+            };
+            tracing::info!(threads, cpus, "forwarding threads");
+            runtime.block_on(daemon::run(cli.daemon))
         }
     }
+}
+
+fn no_runtime(error: &std::io::Error) -> ExitCode {
+    eprintln!("portunus-client: cannot start the async runtime: {error}");
+    ExitCode::FAILURE
 }

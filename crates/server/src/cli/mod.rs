@@ -90,12 +90,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// backup, restore, reset: store maintenance on the data dir's files.
     /// Per-owner rate-limit envelopes on a client.
     OwnerCap {
         #[command(subcommand)]
         command: owner_cap::OwnerCapCommand,
     },
+    // backup, restore, reset: store maintenance on the data dir's files.
     #[command(flatten)]
     Storage(crate::maintenance::StorageCommand),
     /// Users, credentials, grants, password recovery, the setup token, audit.
