@@ -1,10 +1,13 @@
 //! The bidirectional copy between a downstream peer and its target.
 //!
 //! One state machine owns half-close and teardown; how bytes physically
-//! move is a per-direction [`Pump`]: `splice` through a kernel pipe, or a
-//! userspace buffer. The copy layer knows nothing of rules or counters: it
+//! move is a per-direction [`Pump`]: copied while they are few and spliced
+//! through a kernel pipe once they are many (`adaptive`), or always through
+//! a userspace buffer. The copy layer knows nothing of rules or counters: it
 //! reports every chunk that reached its destination to a callback.
 
+#[cfg(target_os = "linux")]
+pub(crate) mod adaptive;
 #[cfg(target_os = "linux")]
 pub(crate) mod splice;
 pub(crate) mod throttle;
@@ -65,8 +68,8 @@ pub(crate) struct CopyError {
 pub(crate) async fn copy_bidirectional<P: Pump>(
     downstream: &TcpStream,
     upstream: &TcpStream,
-    inbound: P,
-    outbound: P,
+    inbound: &mut P,
+    outbound: &mut P,
     mut on_bytes: impl FnMut(Direction, usize),
 ) -> Result<(), CopyError> {
     let mut inbound = Half::new(inbound, Direction::Inbound);
@@ -83,14 +86,14 @@ pub(crate) async fn copy_bidirectional<P: Pump>(
     .await
 }
 
-struct Half<P> {
-    pump: P,
+struct Half<'p, P> {
+    pump: &'p mut P,
     direction: Direction,
     open: bool,
 }
 
-impl<P: Pump> Half<P> {
-    fn new(pump: P, direction: Direction) -> Self {
+impl<'p, P: Pump> Half<'p, P> {
+    fn new(pump: &'p mut P, direction: Direction) -> Self {
         Half {
             pump,
             direction,
@@ -136,22 +139,18 @@ impl<P: Pump> Half<P> {
 /// kept until it ends.
 pub(crate) enum Pumps {
     #[cfg(target_os = "linux")]
-    Splice(splice::SplicePump, splice::SplicePump),
+    Adaptive(adaptive::AdaptivePump, adaptive::AdaptivePump),
     Userspace(userspace::UserspacePump, userspace::UserspacePump),
 }
 
 impl Pumps {
-    /// Splice pumps when wanted and both pipes can be made; otherwise the
-    /// userspace copy, which needs nothing from the kernel.
+    /// Adaptive pumps (copy, then splice for bulk) when splice is wanted
+    /// and built; otherwise the userspace copy, which needs nothing from
+    /// the kernel.
     pub(crate) fn new(want_splice: bool) -> Pumps {
         #[cfg(target_os = "linux")]
         if want_splice {
-            match (splice::SplicePump::new(), splice::SplicePump::new()) {
-                (Ok(inbound), Ok(outbound)) => return Pumps::Splice(inbound, outbound),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, "no pipe for splice, copying in userspace");
-                }
-            }
+            return Pumps::Adaptive(adaptive::AdaptivePump::new(), adaptive::AdaptivePump::new());
         }
         #[cfg(not(target_os = "linux"))]
         let _ = want_splice;
@@ -169,23 +168,33 @@ impl Pumps {
         )
     }
 
-    pub(crate) fn is_splice(&self) -> bool {
+    /// Whether a bulk transfer would move on to splice.
+    pub(crate) fn may_splice(&self) -> bool {
         match self {
             #[cfg(target_os = "linux")]
-            Pumps::Splice(..) => true,
+            Pumps::Adaptive(..) => true,
+            Pumps::Userspace(..) => false,
+        }
+    }
+
+    /// Whether either direction moved on to splice.
+    pub(crate) fn spliced(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Pumps::Adaptive(inbound, outbound) => inbound.spliced() || outbound.spliced(),
             Pumps::Userspace(..) => false,
         }
     }
 
     pub(crate) async fn run(
-        self,
+        &mut self,
         downstream: &TcpStream,
         upstream: &TcpStream,
         on_bytes: impl FnMut(Direction, usize),
     ) -> Result<(), CopyError> {
         match self {
             #[cfg(target_os = "linux")]
-            Pumps::Splice(inbound, outbound) => {
+            Pumps::Adaptive(inbound, outbound) => {
                 copy_bidirectional(downstream, upstream, inbound, outbound, on_bytes).await
             }
             Pumps::Userspace(inbound, outbound) => {

@@ -127,8 +127,8 @@ pub(crate) struct RuleCounters {
     /// latter are counted on the port's oldest rule.
     pub(crate) sni_routed: Counter,
     pub(crate) sni_unmatched: Counter,
-    /// Connections that moved their bytes with splice; not reported, but
-    /// lets tests and debug logs tell the copy paths apart.
+    /// Ended connections that moved bulk bytes with splice; not reported,
+    /// but lets tests tell the copy paths apart.
     pub(crate) spliced_connections: Counter,
     rejects_new_connections: Counter,
     rejects_concurrency: Counter,

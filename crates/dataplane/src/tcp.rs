@@ -239,7 +239,7 @@ async fn serve(
             );
         }
     }
-    let pumps = if rule.limits.shapes_bandwidth() {
+    let mut pumps = if rule.limits.shapes_bandwidth() {
         Pumps::throttled(
             charge(&rule.limits, limit::Direction::In),
             charge(&rule.limits, limit::Direction::Out),
@@ -247,10 +247,7 @@ async fn serve(
     } else {
         Pumps::new(rule.splice)
     };
-    if pumps.is_splice() {
-        counters.spliced_connections.inc();
-    }
-    debug!(%peer, target = %dialed.addr, splice = pumps.is_splice(), "forwarding");
+    debug!(%peer, target = %dialed.addr, splice = pumps.may_splice(), "forwarding");
     let (mut bytes_in, mut bytes_out) = (replay.len() as u64, 0u64);
     let result = pumps
         .run(&downstream, &upstream, |direction, n| {
@@ -261,6 +258,9 @@ async fn serve(
             }
         })
         .await;
+    if pumps.spliced() {
+        counters.spliced_connections.inc();
+    }
     match result {
         Ok(()) => debug!(%peer, bytes_in, bytes_out, "connection closed"),
         Err(e) => debug!(%peer, bytes_in, bytes_out, error = %e, "connection torn down"),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::tests::support::{closed_by_peer, within};
+use crate::tests::support::{closed_by_peer, pattern, within};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,8 +19,8 @@ async fn pair() -> (TcpStream, TcpStream) {
 async fn reset_tears_down_both(want_splice: bool) {
     let (client, downstream) = pair().await;
     let (upstream, mut backend) = pair().await;
-    let pumps = Pumps::new(want_splice);
-    assert_eq!(pumps.is_splice(), want_splice && cfg!(target_os = "linux"));
+    let mut pumps = Pumps::new(want_splice);
+    assert_eq!(pumps.may_splice(), want_splice && cfg!(target_os = "linux"));
     let copying = tokio::spawn(async move {
         let result = pumps.run(&downstream, &upstream, |_, _| {}).await;
         result.map_err(|e| e.direction)
@@ -42,4 +42,120 @@ async fn reset_tears_down_both_sides_with_splice() {
 #[tokio::test]
 async fn reset_tears_down_both_sides_in_userspace() {
     reset_tears_down_both(false).await;
+}
+
+/// Sends `request` from the client and `reply` from the backend through
+/// a pair of adaptive pumps, the backend reading in `read_chunk` pieces;
+/// checks both arrive unchanged and answers whether the copy moved on to
+/// splice.
+#[cfg(target_os = "linux")]
+async fn adaptive_exchange(request: Vec<u8>, reply: Vec<u8>, read_chunk: usize) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, downstream) = pair().await;
+    let (upstream, mut backend) = pair().await;
+    let copying = tokio::spawn(async move {
+        let mut pumps = Pumps::new(true);
+        let result = pumps.run(&downstream, &upstream, |_, _| {}).await;
+        result.map(|()| pumps.spliced()).map_err(|e| e.to_string())
+    });
+    let want_request = request.clone();
+    let serving = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; read_chunk];
+        loop {
+            let n = backend.read(&mut buf).await.expect("backend read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == want_request, "the request arrived changed");
+        backend.write_all(&reply).await.expect("backend write");
+    });
+    let (mut reader, mut writer) = client.split();
+    let sending = async {
+        writer.write_all(&request).await.expect("client write");
+        writer.shutdown().await.expect("client half-close");
+    };
+    let mut answer = Vec::new();
+    let receiving = reader.read_to_end(&mut answer);
+    let ((), received) = within("exchange", async { tokio::join!(sending, receiving) }).await;
+    received.expect("client read");
+    within("backend", serving).await.expect("backend task");
+    let spliced = within("copy", copying)
+        .await
+        .expect("copy task")
+        .expect("copy");
+    spliced
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn adaptive_copy_keeps_a_short_exchange_out_of_splice() {
+    let request = pattern(300, 1);
+    let reply = pattern(2_000, 2);
+    let spliced = adaptive_exchange(request, reply, 64 * 1024).await;
+    assert!(!spliced, "a short exchange was spliced");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn adaptive_copy_moves_bulk_to_splice() {
+    let request = pattern(4 * 1024 * 1024, 3);
+    let reply = pattern(100, 4);
+    let spliced = adaptive_exchange(request, reply, 1024).await;
+    assert!(spliced, "bulk was never spliced");
+}
+
+/// The first bulk chunk meets a full way to the backend, so it is only
+/// partly written when the pump decides to splice: the rest must go out
+/// before any spliced byte, or bytes would be lost or reordered.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn adaptive_copy_flushes_a_backed_up_chunk_before_splicing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, downstream) = pair().await;
+    let (upstream, mut backend) = pair().await;
+    SockRef::from(&upstream)
+        .set_send_buffer_size(8192)
+        .expect("SO_SNDBUF");
+    SockRef::from(&backend)
+        .set_recv_buffer_size(8192)
+        .expect("SO_RCVBUF");
+    // Fill the way to the backend, which does not read yet.
+    let mut want = Vec::new();
+    let filler = [0xA5u8; 1024];
+    within("filling", upstream.writable())
+        .await
+        .expect("writable");
+    loop {
+        match upstream.try_write(&filler) {
+            Ok(n) => want.extend_from_slice(&filler[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling: {e}"),
+        }
+    }
+    // The whole payload waits in the downstream socket, so the pump's
+    // first read fills its buffer.
+    let payload = pattern(64 * 1024, 6);
+    client.write_all(&payload).await.expect("client write");
+    client.shutdown().await.expect("client half-close");
+    want.extend_from_slice(&payload);
+    let copying = tokio::spawn(async move {
+        let mut pumps = Pumps::new(true);
+        let result = pumps.run(&downstream, &upstream, |_, _| {}).await;
+        result.map(|()| pumps.spliced()).map_err(|e| e.to_string())
+    });
+    let mut got = Vec::new();
+    within("backend read", backend.read_to_end(&mut got))
+        .await
+        .expect("backend read");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "bytes were reordered across the switch");
+    backend.shutdown().await.expect("backend half-close");
+    let spliced = within("copy", copying)
+        .await
+        .expect("copy task")
+        .expect("copy");
+    assert!(spliced, "the bulk payload was never spliced");
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_util::future::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, Instrument, Span};
 
@@ -214,13 +215,12 @@ impl Port {
         }
         let port = self.clone();
         let cancel = self.peeks.clone();
+        // A combinator, not an `async` wrapper, which would hold the
+        // classify future twice.
         tokio::spawn(
-            async move {
-                cancel
-                    .run_until_cancelled(port.classify(stream, peer))
-                    .await
-            }
-            .in_current_span(),
+            port.classify(stream, peer)
+                .with_cancellation_token_owned(cancel)
+                .in_current_span(),
         );
     }
 

@@ -3,6 +3,7 @@
 //! socket's life as rules join and leave.
 
 use super::support::*;
+use crate::copy::adaptive::SCRATCH_SIZE;
 use crate::sni::tests::rustls_hello;
 use crate::{ActivationReason, Engine, EngineConfig, RuleHandle};
 use portunus_domain::rule::RuleSpec;
@@ -122,9 +123,12 @@ async fn exact_beats_wildcard_beats_fallback_and_bytes_replay_unchanged() {
         ),
         (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "fallback"),
     ];
+    // Enough application bytes after the hello for the copy to move on
+    // to splice, so the replay is checked on that path too.
+    let after_hello = pattern(4 * SCRATCH_SIZE, 5);
     for (hello, tag) in &cases {
         let mut sent = hello.clone();
-        sent.extend_from_slice(b"application bytes after the hello");
+        sent.extend_from_slice(&after_hello);
         let back = exchange(port, &sent, usize::MAX).await;
         assert_eq!(
             String::from_utf8_lossy(&back[..tag.len().min(back.len())]),
@@ -136,13 +140,17 @@ async fn exact_beats_wildcard_beats_fallback_and_bytes_replay_unchanged() {
     assert_eq!(routed, vec![3, 1, 5]);
     let unmatched: u64 = handles.iter().map(|h| h.stats().sni_unmatched).sum();
     assert_eq!(unmatched, 0);
+    eventually("the connections to end", || {
+        handles.iter().all(|h| h.stats().active_connections == 0)
+    })
+    .await;
     let spliced: u64 = handles
         .iter()
         .map(|h| h.counters().spliced_connections.get())
         .sum();
     assert_eq!(spliced, 9, "SNI connections still splice after the replay");
     let bytes_in: u64 = handles.iter().map(|h| h.stats().bytes_in).sum();
-    let sent: usize = cases.iter().map(|(h, _)| h.len() + 33).sum();
+    let sent: usize = cases.iter().map(|(h, _)| h.len() + after_hello.len()).sum();
     assert_eq!(bytes_in, sent as u64, "replayed bytes are counted");
 }
 

@@ -3,6 +3,7 @@
 
 use super::sni_routing::{exchange, tagging_backend};
 use super::support::*;
+use crate::copy::adaptive::SCRATCH_SIZE;
 use crate::{Engine, EngineConfig};
 use portunus_domain::rule::{ProxyProtocol, RuleSpec, Target};
 use std::net::SocketAddr;
@@ -39,7 +40,9 @@ async fn proxy_v1_and_v2_headers_precede_the_payload() {
         })
         .await;
         let port = handle.spec().listen_start();
-        let (back, client_port) = send_from(port, b"payload").await;
+        // Enough to move the copy on to splice after the header.
+        let payload = pattern(4 * SCRATCH_SIZE, 9);
+        let (back, client_port) = send_from(port, &payload).await;
         let mut want = b"b\n".to_vec();
         match version {
             ProxyProtocol::V1 => want.extend_from_slice(
@@ -52,9 +55,18 @@ async fn proxy_v1_and_v2_headers_precede_the_payload() {
                 want.extend_from_slice(&port.to_be_bytes());
             }
         }
-        want.extend_from_slice(b"payload");
-        assert_eq!(back, want, "{version:?}");
-        assert_eq!(handle.stats().bytes_in, 7, "the header is not payload");
+        want.extend_from_slice(&payload);
+        assert!(back == want, "{version:?}: the answer differs");
+        eventually("the connection to end", || {
+            handle.stats().active_connections == 0
+        })
+        .await;
+        let payload_len = payload.len() as u64;
+        assert_eq!(
+            handle.stats().bytes_in,
+            payload_len,
+            "the header is not payload"
+        );
         assert_eq!(handle.counters().spliced_connections.get(), 1);
     }
 }
