@@ -17,6 +17,7 @@ mod port;
 mod table;
 #[cfg(test)]
 mod tests;
+mod train;
 mod upstream;
 
 use crate::engine::Engine;

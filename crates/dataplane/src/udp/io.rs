@@ -1,6 +1,7 @@
 //! Batched datagram I/O through `quinn-udp`: one `recvmmsg` reads up to
 //! `SLOTS` buffers, each of which may hold a GRO train of datagrams from
-//! one sender; a train goes out again as one GSO `sendmsg`.
+//! one sender; a train (received, or gathered by `train.rs`) goes out
+//! again as one GSO `sendmsg`.
 //!
 //! Receive memory does not depend on the number of listeners or flows:
 //! every read, whether on a listen socket or on a flow's upstream socket,
@@ -149,6 +150,12 @@ impl Socket {
                 other => other,
             }
         })
+    }
+
+    /// How many datagrams one GSO send may carry on this socket (1 where
+    /// the kernel has no GSO).
+    pub(crate) fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
     }
 
     /// Sends `bytes` (one datagram, or datagrams of `stride` bytes) to

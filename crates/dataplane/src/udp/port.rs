@@ -3,8 +3,9 @@
 //! flow's reader as a future of its own, and reaps idle flows. Aborting
 //! the task drops all of it at once, listen socket included.
 
-use super::io::{reply_source, Received, Socket};
+use super::io::{datagram_count, reply_source, Received, Socket};
 use super::table::{Admit, Clock, FlowId, FlowTable, Millis};
+use super::train::{with_train, Train};
 use super::upstream::{on_upstream_error, OnError, SetupError, Upstream};
 use super::UdpRule;
 use crate::copy::Direction;
@@ -48,6 +49,13 @@ impl Pending {
         }
         fits
     }
+}
+
+/// The flow whose datagrams the train being gathered carries.
+struct Boarding {
+    source: SocketAddr,
+    id: FlowId,
+    up: Arc<Upstream>,
 }
 
 /// A flow whose upstream is being set up.
@@ -138,30 +146,40 @@ impl Port {
         &self.rule.counters
     }
 
-    /// Reads one batch from the listen socket and routes each datagram.
+    /// Reads one batch from the listen socket and routes each datagram;
+    /// consecutive datagrams of one flow leave together as a train.
     fn receive(&mut self, mut new_flow: impl FnMut(NewFlow)) {
         let now = self.shared.clock.now();
         let cap = u64::from(self.rule.engine.config().udp_max_flows_per_rule);
         let shared = self.shared.clone();
-        match shared
-            .listen
-            .recv_batch(|d| self.inbound(d, now, cap, &mut new_flow))
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => debug!(error = %e, "receive failed"),
-        }
+        with_train(|train| {
+            let mut boarding = None;
+            let result = shared.listen.recv_batch(|d| {
+                if let Some((id, up)) = self.inbound(&d, now, cap, &mut new_flow) {
+                    self.board(&d, id, up, train, &mut boarding);
+                }
+            });
+            self.depart(train, &mut boarding);
+            match result {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => debug!(error = %e, "receive failed"),
+            }
+        });
     }
 
+    /// Admits a datagram to its flow. Returns the flow's upstream when the
+    /// datagram is to be sent there now; otherwise it was queued for a
+    /// flow being set up, or dropped and counted.
     fn inbound(
         &mut self,
-        d: Received<'_>,
+        d: &Received<'_>,
         now: Millis,
         cap: u64,
         new_flow: &mut impl FnMut(NewFlow),
-    ) {
+    ) -> Option<(FlowId, Arc<Upstream>)> {
         let limits = &self.rule.limits;
-        let evict = match self.table.try_admit(
+        match self.table.try_admit(
             d.source,
             now,
             cap,
@@ -183,7 +201,7 @@ impl Port {
             }
             Admit::New(id, state) => {
                 if let FlowState::Pending(p) = state {
-                    p.push(&d);
+                    p.push(d);
                 }
                 new_flow(NewFlow {
                     source: d.source,
@@ -193,17 +211,65 @@ impl Port {
                 None
             }
             Admit::Existing(id, FlowState::Pending(p)) => {
-                if !p.push(&d) {
+                if !p.push(d) {
                     debug!(source = %d.source, id, "flow not ready, datagram dropped");
                 }
                 None
             }
             Admit::Existing(id, FlowState::Ready(up)) => {
-                forward(&self.rule.counters, limits, self.offset, up, &d).then_some(id)
+                fits(limits, &self.rule.counters, limit::Direction::In, d).then(|| (id, up.clone()))
             }
+        }
+    }
+
+    /// Puts a datagram on the train of its flow, sending the train of the
+    /// flow before it first; a GRO train leaves at once, as it came.
+    fn board(
+        &mut self,
+        d: &Received<'_>,
+        id: FlowId,
+        up: Arc<Upstream>,
+        train: &mut Train,
+        boarding: &mut Option<Boarding>,
+    ) {
+        let max = up.socket.max_gso_segments();
+        let same_flow = boarding
+            .as_ref()
+            .is_some_and(|b| b.id == id && b.source == d.source);
+        if same_flow && d.datagrams() == 1 && train.push(d.bytes, max) {
+            return;
+        }
+        self.depart(train, boarding);
+        if d.datagrams() > 1 {
+            if send_in(&self.rule.counters, self.offset, &up, d.bytes, d.stride) {
+                self.evict(d.source, id);
+            }
+            return;
+        }
+        train.push(d.bytes, max);
+        *boarding = Some(Boarding {
+            source: d.source,
+            id,
+            up,
+        });
+    }
+
+    /// Sends the train to its flow's target.
+    fn depart(&mut self, train: &mut Train, boarding: &mut Option<Boarding>) {
+        let Some(b) = boarding.take() else {
+            return;
         };
-        if let Some(id) = evict {
-            self.evict(d.source, id);
+        let evict = !train.is_empty()
+            && send_in(
+                &self.rule.counters,
+                self.offset,
+                &b.up,
+                train.bytes(),
+                train.stride(),
+            );
+        train.clear();
+        if evict {
+            self.evict(b.source, b.id);
         }
     }
 
@@ -285,22 +351,36 @@ fn forward(
     up: &Upstream,
     d: &Received<'_>,
 ) -> bool {
-    if !fits(limits, counters, limit::Direction::In, d) {
-        return false;
-    }
-    match up.socket.send(up.peer, None, d.bytes, d.stride) {
+    fits(limits, counters, limit::Direction::In, d)
+        && send_in(counters, offset, up, d.bytes, d.stride)
+}
+
+/// Sends datagrams (`stride` bytes each, the last may be shorter) to a
+/// flow's target and counts them. Returns true when the error means the
+/// flow must go.
+fn send_in(
+    counters: &RuleCounters,
+    offset: u16,
+    up: &Upstream,
+    bytes: &[u8],
+    stride: usize,
+) -> bool {
+    match up.socket.send(up.peer, None, bytes, stride) {
         Ok(()) => {
-            counters.udp.datagrams_in.add(d.datagrams());
+            counters
+                .udp
+                .datagrams_in
+                .add(datagram_count(bytes.len(), stride));
             counters.record_bytes(
                 usize::from(offset),
                 up.target_index,
                 Direction::Inbound,
-                d.bytes.len(),
+                bytes.len(),
             );
             false
         }
         Err(e) => {
-            debug!(target = %up.peer, error = %e, "datagram to target not sent");
+            debug!(target = %up.peer, error = %e, "datagrams to target not sent");
             on_upstream_error(&e) == OnError::Evict
         }
     }
@@ -343,7 +423,11 @@ async fn read_upstream(flow: Flow) -> (SocketAddr, FlowId, FlowEnd) {
                 }
             }
         }
-        let result = flow.upstream.socket.recv_batch(|d| flow.reply(&d));
+        let result = with_train(|train| {
+            let read = flow.upstream.socket.recv_batch(|d| flow.gather(&d, train));
+            flow.depart(train);
+            read
+        });
         match result {
             Ok(_) => flow.upstream.mark_reply(flow.port.clock.now()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -355,27 +439,48 @@ async fn read_upstream(flow: Flow) -> (SocketAddr, FlowId, FlowEnd) {
 }
 
 impl Flow {
-    fn reply(&self, d: &Received<'_>) {
+    /// Puts a reply on the train back to the source, sending the train
+    /// first when the reply cannot join it; a GRO train leaves at once.
+    fn gather(&self, d: &Received<'_>, train: &mut Train) {
         // A connected socket only takes its peer's datagrams; anything
         // else would have been filtered by the kernel.
         let port = &self.port;
         if !fits(&port.limits, &port.counters, limit::Direction::Out, d) {
             return;
         }
-        match port
-            .listen
-            .send(self.source, self.local_ip, d.bytes, d.stride)
-        {
+        let max = port.listen.max_gso_segments();
+        if d.datagrams() > 1 {
+            self.depart(train);
+            self.reply(d.bytes, d.stride);
+        } else if !train.push(d.bytes, max) {
+            self.depart(train);
+            train.push(d.bytes, max);
+        }
+    }
+
+    fn depart(&self, train: &mut Train) {
+        if !train.is_empty() {
+            self.reply(train.bytes(), train.stride());
+            train.clear();
+        }
+    }
+
+    fn reply(&self, bytes: &[u8], stride: usize) {
+        let port = &self.port;
+        match port.listen.send(self.source, self.local_ip, bytes, stride) {
             Ok(()) => {
-                port.counters.udp.datagrams_out.add(d.datagrams());
+                port.counters
+                    .udp
+                    .datagrams_out
+                    .add(datagram_count(bytes.len(), stride));
                 port.counters.record_bytes(
                     port.port_index,
                     self.upstream.target_index,
                     Direction::Outbound,
-                    d.bytes.len(),
+                    bytes.len(),
                 );
             }
-            Err(e) => debug!(source = %self.source, error = %e, "reply not sent"),
+            Err(e) => debug!(source = %self.source, error = %e, "replies not sent"),
         }
     }
 }

@@ -356,3 +356,48 @@ async fn the_largest_datagram_passes_whole() {
     let big = crate::tests::support::pattern(65_507, 7);
     assert_eq!(ask(&c, local(port), &big).await, big);
 }
+
+/// A burst from one source, sent without waiting so the port reads it in
+/// batches and gathers trains: every datagram arrives whole, once and in
+/// order, whatever its size (an empty one and short ones break trains),
+/// and each is counted once.
+#[tokio::test]
+async fn a_burst_from_one_source_arrives_in_order_and_whole() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"warm").await, b"warm");
+    let before = handle.stats();
+    let sizes = [
+        100, 100, 100, 40, 100, 100, 0, 1200, 1200, 1200, 1200, 7, 300,
+    ]
+    .iter()
+    .cycle()
+    .take(60)
+    .copied();
+    let burst: Vec<Vec<u8>> = sizes
+        .enumerate()
+        .map(|(i, n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
+        .collect();
+    for d in &burst {
+        c.send_to(d, local(port)).await.expect("send");
+    }
+    let mut back = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    within("the burst back", async {
+        while back.len() < burst.len() {
+            let (n, _) = c.recv_from(&mut buf).await.expect("receive");
+            back.push(buf[..n].to_vec());
+        }
+    })
+    .await;
+    assert!(back == burst, "datagrams changed, merged or reordered");
+    let n = burst.len() as u64;
+    eventually("the burst to be counted", || {
+        let s = handle.stats();
+        s.udp_datagrams_out - before.udp_datagrams_out == n
+    })
+    .await;
+    assert_eq!(handle.stats().udp_datagrams_in - before.udp_datagrams_in, n);
+}
