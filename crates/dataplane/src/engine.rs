@@ -67,10 +67,16 @@ const ENGINE_LIMITS: Limits = Limits {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
+        Engine::with_resolver(config, Resolver::default())
+    }
+
+    /// An engine whose DNS answers come from `resolver`: tests give names
+    /// that no real resolver knows.
+    pub(crate) fn with_resolver(config: EngineConfig, resolver: Resolver) -> Engine {
         Engine {
             shared: Arc::new(Shared {
                 config: RwLock::new(config),
-                resolver: Resolver::default(),
+                resolver,
                 sni_ports: SniPorts::default(),
                 owners: Mutex::default(),
             }),

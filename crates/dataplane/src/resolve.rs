@@ -159,7 +159,7 @@ impl Resolver {
 /// Addresses known without asking anyone: IP literals, and the loopback
 /// addresses for `localhost` and names under it (RFC 6761), which must
 /// work even where /etc/hosts or DNS do not say so.
-fn without_lookup(host: &str) -> Option<Vec<IpAddr>> {
+pub(crate) fn without_lookup(host: &str) -> Option<Vec<IpAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(vec![ip]);
     }

@@ -11,7 +11,9 @@ use super::UdpRule;
 use crate::copy::Direction;
 use crate::limit::{self, RuleLimits};
 use crate::stats::RuleCounters;
+use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -28,7 +30,12 @@ const PENDING_BYTES: usize = 16 * 1024;
 enum FlowState {
     /// Its upstream is being resolved and connected; datagrams wait here.
     Pending(Pending),
-    Ready(Arc<Upstream>),
+    /// Its upstream is connected; `reader` stops the future that carries
+    /// the replies, when the flow leaves the table.
+    Ready {
+        up: Arc<Upstream>,
+        reader: AbortHandle,
+    },
 }
 
 #[derive(Default)]
@@ -63,15 +70,6 @@ struct NewFlow {
     source: SocketAddr,
     id: FlowId,
     local_ip: Option<IpAddr>,
-}
-
-/// Why a flow's reader stopped.
-#[derive(Debug)]
-enum FlowEnd {
-    /// It left the table (idle, or evicted by the inbound side).
-    Closed,
-    /// Its socket reported an error that ends the flow.
-    Failed(io::Error),
 }
 
 /// How often idle flows are looked for: a quarter of the idle timeout,
@@ -111,6 +109,8 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
         offset,
     };
     let mut setups = FuturesUnordered::new();
+    // Flows set up in place during a read, installed right after it.
+    let mut set_up = Vec::new();
     let mut flows = FuturesUnordered::new();
     let mut reap = tokio::time::interval(reap_period(port.rule.engine.config().udp_flow_idle));
     reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -122,20 +122,33 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
                     return;
                 }
                 let (rule, offset) = (port.rule.clone(), port.offset);
-                port.receive(|new| {
-                    let rule = rule.clone();
-                    setups.push(async move {
-                        let result = rule.targets.connect(offset, &rule.counters).await;
-                        (new, result)
-                    });
+                port.receive(|new| match rule.targets.connect_now(offset, &rule.counters) {
+                    Some(result) => set_up.push((new, result)),
+                    None => {
+                        let rule = rule.clone();
+                        setups.push(async move {
+                            let result = rule.targets.connect(offset, &rule.counters).await;
+                            (new, result)
+                        });
+                    }
                 });
-            }
-            Some((new, result)) = setups.next() => {
-                if let Some(flow) = port.install(new, result) {
-                    flows.push(read_upstream(flow));
+                for (new, result) in set_up.drain(..) {
+                    if let Some((flow, reader)) = port.install(new, result) {
+                        flows.push(Abortable::new(read_upstream(flow), reader));
+                    }
                 }
             }
-            Some((source, id, end)) = flows.next() => port.ended(source, id, end),
+            Some((new, result)) = setups.next() => {
+                if let Some((flow, reader)) = port.install(new, result) {
+                    flows.push(Abortable::new(read_upstream(flow), reader));
+                }
+            }
+            // An aborted reader's flow already left the table.
+            Some(done) = flows.next() => {
+                if let Ok((source, id, error)) = done {
+                    port.failed(source, id, &error);
+                }
+            }
             _ = reap.tick() => port.reap(),
         }
     }
@@ -216,7 +229,7 @@ impl Port {
                 }
                 None
             }
-            Admit::Existing(id, FlowState::Ready(up)) => {
+            Admit::Existing(id, FlowState::Ready { up, .. }) => {
                 fits(limits, &self.rule.counters, limit::Direction::In, d).then(|| (id, up.clone()))
             }
         }
@@ -274,8 +287,13 @@ impl Port {
     }
 
     /// Turns a pending flow whose setup finished into a running one: its
-    /// queued datagrams go out, and the returned reader is to be polled.
-    fn install(&mut self, new: NewFlow, result: Result<Upstream, SetupError>) -> Option<Flow> {
+    /// queued datagrams go out, and the returned reader is to be polled,
+    /// until its abort registration says the flow left the table.
+    fn install(
+        &mut self,
+        new: NewFlow,
+        result: Result<Upstream, SetupError>,
+    ) -> Option<(Flow, AbortRegistration)> {
         let up = match result {
             Ok(up) => Arc::new(up),
             Err(e) => {
@@ -286,8 +304,12 @@ impl Port {
             }
         };
         let state = self.table.get_mut(new.source, new.id)?;
-        let FlowState::Pending(pending) = std::mem::replace(state, FlowState::Ready(up.clone()))
-        else {
+        let (reader, registration) = AbortHandle::new_pair();
+        let ready = FlowState::Ready {
+            up: up.clone(),
+            reader,
+        };
+        let FlowState::Pending(pending) = std::mem::replace(state, ready) else {
             return None;
         };
         debug!(source = %new.source, target = %up.peer, id = new.id, "flow started");
@@ -303,27 +325,26 @@ impl Port {
                 return None;
             }
         }
-        Some(Flow {
+        let flow = Flow {
             source: new.source,
             id: new.id,
             local_ip: new.local_ip,
             upstream: up,
             port: self.shared.clone(),
-        })
+        };
+        Some((flow, registration))
     }
 
     /// Removes a flow and stops its reader.
     fn evict(&mut self, source: SocketAddr, id: FlowId) {
-        if let Some(FlowState::Ready(up)) = self.table.remove(source, id) {
-            up.closed.notify_one();
+        if let Some(FlowState::Ready { reader, .. }) = self.table.remove(source, id) {
+            reader.abort();
         }
     }
 
-    fn ended(&mut self, source: SocketAddr, id: FlowId, end: FlowEnd) {
-        match end {
-            FlowEnd::Closed => debug!(%source, id, "flow closed"),
-            FlowEnd::Failed(e) => debug!(%source, id, error = %e, "flow evicted"),
-        }
+    /// A flow's reader met an error that ends the flow.
+    fn failed(&mut self, source: SocketAddr, id: FlowId, error: &io::Error) {
+        debug!(%source, id, %error, "flow evicted");
         self.table.remove(source, id);
     }
 
@@ -331,7 +352,7 @@ impl Port {
         let idle = self.rule.engine.config().udp_flow_idle;
         let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         let replied = |state: &FlowState| match state {
-            FlowState::Ready(up) => up.replied(),
+            FlowState::Ready { up, .. } => up.replied(),
             FlowState::Pending(_) => 0,
         };
         for (source, id) in self.table.idle(self.shared.clock.now(), idle, replied) {
@@ -410,32 +431,34 @@ struct Flow {
     port: Arc<Shared>,
 }
 
-/// Carries the target's replies back to the source until the flow leaves
-/// its table or its socket fails.
-async fn read_upstream(flow: Flow) -> (SocketAddr, FlowId, FlowEnd) {
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = flow.upstream.closed.notified() => break FlowEnd::Closed,
-            ready = flow.upstream.socket.readable() => {
-                if let Err(e) = ready {
-                    break FlowEnd::Failed(e);
-                }
+/// Carries the target's replies back to the source until its socket
+/// fails; the port aborts it when the flow leaves the table. (An `async`
+/// block rather than an `async fn`, which would store `flow` twice: this
+/// future lives as long as its flow, so its size is per-flow memory.)
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its argument twice"
+)]
+fn read_upstream(flow: Flow) -> impl Future<Output = (SocketAddr, FlowId, io::Error)> {
+    async move {
+        let error = loop {
+            if let Err(e) = flow.upstream.socket.readable().await {
+                break e;
             }
-        }
-        let result = with_train(|train| {
-            let read = flow.upstream.socket.recv_batch(|d| flow.gather(&d, train));
-            flow.depart(train);
-            read
-        });
-        match result {
-            Ok(_) => flow.upstream.mark_reply(flow.port.clock.now()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if on_upstream_error(&e) == OnError::Evict => break FlowEnd::Failed(e),
-            Err(e) => debug!(source = %flow.source, error = %e, "upstream receive failed"),
-        }
-    };
-    (flow.source, flow.id, end)
+            let result = with_train(|train| {
+                let read = flow.upstream.socket.recv_batch(|d| flow.gather(&d, train));
+                flow.depart(train);
+                read
+            });
+            match result {
+                Ok(_) => flow.upstream.mark_reply(flow.port.clock.now()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if on_upstream_error(&e) == OnError::Evict => break e,
+                Err(e) => debug!(source = %flow.source, error = %e, "upstream receive failed"),
+            }
+        };
+        (flow.source, flow.id, error)
+    }
 }
 
 impl Flow {

@@ -396,3 +396,45 @@ async fn a_burst_from_one_source_arrives_in_order_and_whole() {
     .await;
     assert_eq!(handle.stats().udp_datagrams_in - before.udp_datagrams_in, n);
 }
+
+/// Answers every name with one address, but only on the second poll, as
+/// a lookup that has to ask somebody would.
+struct SlowAnswer(std::net::IpAddr);
+
+impl crate::resolve::Lookup for SlowAnswer {
+    fn lookup(&self, _host: String) -> crate::resolve::LookupFuture {
+        let ip = self.0;
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            Ok(crate::resolve::Answer {
+                addrs: vec![ip],
+                ttl: Duration::from_secs(60),
+            })
+        })
+    }
+}
+
+/// A target that needs a lookup sets its flows up in the background (IP
+/// literals are set up in place): the first datagram waits for the
+/// answer, then goes out, and the flow works like any other.
+#[tokio::test]
+async fn a_flow_to_a_name_target_is_set_up_after_the_lookup() {
+    let resolver = crate::resolve::Resolver::new(
+        Box::new(SlowAnswer(Ipv4Addr::LOCALHOST.into())),
+        std::time::Instant::now,
+    );
+    let engine = Engine::with_resolver(EngineConfig::default(), resolver);
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| {
+        let mut spec = udp_rule(p, backend);
+        spec.targets[0].host = "echo.portunus.test".into();
+        spec
+    })
+    .await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"first").await, b"first");
+    assert_eq!(ask(&c, local(port), b"second").await, b"second");
+    let stats = handle.stats();
+    assert_eq!(stats.targets[0].connects_ok, 1, "{stats:?}");
+    assert_eq!(stats.active_flows, 1);
+}

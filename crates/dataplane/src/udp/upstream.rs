@@ -3,15 +3,15 @@
 
 use super::io::Socket;
 use super::table::Millis;
-use crate::resolve::Resolver;
+use crate::resolve::{without_lookup, Resolver};
 use crate::stats::RuleCounters;
 use crate::target::{attempt_order, priority_order, target_port};
+use futures::FutureExt as _;
 use portunus_domain::rule::{RuleSpec, Target};
 use socket2::{Domain, Protocol, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::Notify;
 use tracing::debug;
 
 /// What an error on an upstream socket means for its flow.
@@ -59,8 +59,6 @@ pub(crate) struct Upstream {
     pub(crate) target_index: usize,
     /// When the target last sent a reply, on the port's clock.
     replied: AtomicU64,
-    /// Tells the flow's reader to stop: the flow left its table.
-    pub(crate) closed: Notify,
 }
 
 impl Upstream {
@@ -79,6 +77,9 @@ pub(crate) struct Targets {
     priority: Vec<usize>,
     prefer_ipv6: bool,
     resolver: Resolver,
+    /// Every target is an IP literal or `localhost`: `connect` then never
+    /// waits, and a new flow can be set up in place.
+    lookup_free: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +95,26 @@ impl Targets {
             targets: spec.targets.clone(),
             prefer_ipv6: spec.prefer_ipv6,
             resolver,
+            lookup_free: spec
+                .targets
+                .iter()
+                .all(|t| without_lookup(&t.host).is_some()),
         }
+    }
+
+    /// `connect` at once, when no target needs a lookup; `None` when one
+    /// does and the caller must await `connect`.
+    pub(crate) fn connect_now(
+        &self,
+        offset: u16,
+        counters: &RuleCounters,
+    ) -> Option<Result<Upstream, SetupError>> {
+        if !self.lookup_free {
+            return None;
+        }
+        // Nothing in `connect` waits without a lookup, so its first poll
+        // finishes; the future lives on the stack and is gone after.
+        self.connect(offset, counters).now_or_never()
     }
 
     /// A socket connected to the best target that resolves, for a flow on
@@ -143,7 +163,6 @@ impl Targets {
                             peer: addr,
                             target_index: index,
                             replied: AtomicU64::new(0),
-                            closed: Notify::new(),
                         });
                     }
                     Err(e) => {
