@@ -25,32 +25,10 @@ async fn busy_port_is_port_in_use() {
 async fn range_with_a_busy_middle_port_binds_nothing() {
     let engine = Engine::new(EngineConfig::default());
     let backend: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
-    for _ in 0..20 {
-        let mut holders = consecutive_listeners(Ipv4Addr::UNSPECIFIED, 3);
-        let start = port_of(&holders[0]);
-        let middle = holders.swap_remove(1);
-        drop(holders);
-        let mut spec = rule(start, vec![target(backend, 1)]);
-        spec.listen_port_end = Some(u32::from(start) + 2);
-        let err = engine
-            .start_rule("range", spec)
-            .await
-            .err()
-            .expect("a range with a busy port must fail");
-        assert_eq!(err.reason, ActivationReason::PortInUse);
-        if !err.detail.contains(&format!("tcp port {}:", start + 1)) {
-            // Something else took an outer port meanwhile; try another range.
-            continue;
-        }
-        // Nothing of the rule stayed bound: both outer ports are free.
-        for port in [start, start + 2] {
-            std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
-                .unwrap_or_else(|e| panic!("port {port} still bound: {e}"));
-        }
-        drop(middle);
-        return;
-    }
-    panic!("could not isolate a busy middle port in 20 tries");
+    busy_middle_port_binds_nothing::<std::net::TcpListener>(&engine, |start| {
+        rule(start, vec![target(backend, 1)])
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -62,18 +62,44 @@ pub(crate) async fn start_on_free_port(
     panic!("no free port after 20 tries");
 }
 
-/// `n` listeners on consecutive ports of `ip`, found by trying ports the
+/// A socket that holds a port: a TCP listener or a UDP socket.
+pub(crate) trait PortHolder: Sized {
+    /// "tcp" or "udp", as activation errors name the protocol.
+    const PROTOCOL: &'static str;
+    fn bind(ip: Ipv4Addr, port: u16) -> std::io::Result<Self>;
+    fn port(&self) -> u16;
+}
+
+impl PortHolder for std::net::TcpListener {
+    const PROTOCOL: &'static str = "tcp";
+    fn bind(ip: Ipv4Addr, port: u16) -> std::io::Result<Self> {
+        std::net::TcpListener::bind((ip, port))
+    }
+    fn port(&self) -> u16 {
+        self.local_addr().expect("listener address").port()
+    }
+}
+
+impl PortHolder for std::net::UdpSocket {
+    const PROTOCOL: &'static str = "udp";
+    fn bind(ip: Ipv4Addr, port: u16) -> std::io::Result<Self> {
+        std::net::UdpSocket::bind((ip, port))
+    }
+    fn port(&self) -> u16 {
+        self.local_addr().expect("socket address").port()
+    }
+}
+
+/// `n` sockets on consecutive ports of `ip`, found by trying ports the
 /// kernel hands out and their neighbours.
-pub(crate) fn consecutive_listeners(ip: Ipv4Addr, n: u16) -> Vec<std::net::TcpListener> {
+pub(crate) fn consecutive<H: PortHolder>(ip: Ipv4Addr, n: u16) -> Vec<H> {
     for _ in 0..200 {
-        let first = std::net::TcpListener::bind((ip, 0)).expect("bind");
-        let start = first.local_addr().expect("address").port();
+        let first = H::bind(ip, 0).expect("bind");
+        let start = first.port();
         if start.checked_add(n - 1).is_none() {
             continue;
         }
-        let rest: Result<Vec<_>, _> = (1..n)
-            .map(|i| std::net::TcpListener::bind((ip, start + i)))
-            .collect();
+        let rest: Result<Vec<_>, _> = (1..n).map(|i| H::bind(ip, start + i)).collect();
         if let Ok(rest) = rest {
             return std::iter::once(first).chain(rest).collect();
         }
@@ -81,8 +107,50 @@ pub(crate) fn consecutive_listeners(ip: Ipv4Addr, n: u16) -> Vec<std::net::TcpLi
     panic!("no {n} consecutive free ports after 200 tries");
 }
 
-pub(crate) fn port_of(listener: &std::net::TcpListener) -> u16 {
-    listener.local_addr().expect("listener address").port()
+pub(crate) fn consecutive_listeners(ip: Ipv4Addr, n: u16) -> Vec<std::net::TcpListener> {
+    consecutive(ip, n)
+}
+
+pub(crate) fn port_of(holder: &impl PortHolder) -> u16 {
+    holder.port()
+}
+
+/// A three-port range rule (`spec_for(start)`) whose middle port is held
+/// by another socket must fail as `PortInUse` naming that port, and leave
+/// both outer ports free.
+pub(crate) async fn busy_middle_port_binds_nothing<H: PortHolder>(
+    engine: &Engine,
+    spec_for: impl Fn(u16) -> RuleSpec,
+) {
+    for _ in 0..20 {
+        let mut holders = consecutive::<H>(Ipv4Addr::UNSPECIFIED, 3);
+        let start = holders[0].port();
+        let middle = holders.swap_remove(1);
+        drop(holders);
+        let mut spec = spec_for(start);
+        spec.listen_port_end = Some(u32::from(start) + 2);
+        let err = engine
+            .start_rule("range", spec)
+            .await
+            .err()
+            .expect("a range with a busy port must fail");
+        assert_eq!(err.reason, ActivationReason::PortInUse);
+        if !err
+            .detail
+            .contains(&format!("{} port {}:", H::PROTOCOL, start + 1))
+        {
+            // Something else took an outer port meanwhile; try another range.
+            continue;
+        }
+        // Nothing of the rule stayed bound: both outer ports are free.
+        for port in [start, start + 2] {
+            H::bind(Ipv4Addr::UNSPECIFIED, port)
+                .unwrap_or_else(|e| panic!("port {port} still bound: {e}"));
+        }
+        drop(middle);
+        return;
+    }
+    panic!("could not isolate a busy middle port in 20 tries");
 }
 
 pub(crate) fn tokio_listener(listener: std::net::TcpListener) -> TcpListener {

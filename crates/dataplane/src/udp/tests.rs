@@ -1,7 +1,10 @@
 //! The UDP engine over real loopback sockets: flows, ranges, the cap,
 //! reaping, ICMP eviction and shutdown.
 
-use crate::tests::support::{eventually, rule, target, within, DEADLINE};
+use crate::tests::support::{
+    busy_middle_port_binds_nothing, consecutive, eventually, port_of, rule, target, within,
+    DEADLINE,
+};
 use crate::{ActivationReason, Engine, EngineConfig, RuleHandle};
 use portunus_domain::rule::{Protocol, RuleSpec};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -82,26 +85,8 @@ async fn start_udp(engine: &Engine, spec_for: impl Fn(u16) -> RuleSpec) -> (Rule
     panic!("no free UDP port after 20 tries");
 }
 
-/// `n` UDP sockets on consecutive ports of `ip`.
 fn consecutive_udp(ip: Ipv4Addr, n: u16) -> Vec<std::net::UdpSocket> {
-    for _ in 0..200 {
-        let first = std::net::UdpSocket::bind((ip, 0)).expect("bind");
-        let start = first.local_addr().expect("address").port();
-        if start.checked_add(n - 1).is_none() {
-            continue;
-        }
-        let rest: Result<Vec<_>, _> = (1..n)
-            .map(|i| std::net::UdpSocket::bind((ip, start + i)))
-            .collect();
-        if let Ok(rest) = rest {
-            return std::iter::once(first).chain(rest).collect();
-        }
-    }
-    panic!("no {n} consecutive free UDP ports after 200 tries");
-}
-
-fn port_of(socket: &std::net::UdpSocket) -> u16 {
-    socket.local_addr().expect("address").port()
+    consecutive(ip, n)
 }
 
 /// An engine running one UDP rule to an echo backend, and a client whose
@@ -186,30 +171,10 @@ async fn a_range_maps_each_port_to_its_offset() {
 async fn a_range_with_a_busy_port_binds_nothing() {
     let engine = Engine::new(EngineConfig::default());
     let backend = echo_backend().await;
-    for _ in 0..20 {
-        let mut holders = consecutive_udp(Ipv4Addr::UNSPECIFIED, 3);
-        let start = port_of(&holders[0]);
-        let middle = holders.swap_remove(1);
-        drop(holders);
-        let mut spec = udp_rule(start, backend);
-        spec.listen_port_end = Some(u32::from(start) + 2);
-        let err = engine
-            .start_rule("range", spec)
-            .await
-            .err()
-            .expect("a range with a busy port must fail");
-        assert_eq!(err.reason, ActivationReason::PortInUse);
-        if !err.detail.contains(&format!("udp port {}:", start + 1)) {
-            continue;
-        }
-        for port in [start, start + 2] {
-            std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
-                .unwrap_or_else(|e| panic!("port {port} still bound: {e}"));
-        }
-        drop(middle);
-        return;
-    }
-    panic!("could not isolate a busy middle port in 20 tries");
+    busy_middle_port_binds_nothing::<std::net::UdpSocket>(&engine, |start| {
+        udp_rule(start, backend)
+    })
+    .await;
 }
 
 #[tokio::test]
