@@ -219,21 +219,12 @@ pub fn free_port() -> u16 {
 }
 
 pub fn tcp_rule(listen_port: u16, target: std::net::SocketAddr) -> portunus_domain::rule::RuleSpec {
-    portunus_domain::rule::RuleSpec {
-        listen_port: listen_port.into(),
-        listen_port_end: None,
-        protocol: portunus_domain::rule::Protocol::Tcp,
-        targets: vec![portunus_domain::rule::Target {
-            host: target.ip().to_string(),
-            port: target.port().into(),
-            priority: 1,
-            proxy_protocol: None,
-        }],
-        sni_pattern: None,
-        prefer_ipv6: false,
-        health_check_interval_secs: None,
-        rate_limit: None,
-    }
+    portunus_domain::rule::RuleSpec::single(
+        portunus_domain::rule::Protocol::Tcp,
+        listen_port.into(),
+        &target.ip().to_string(),
+        target.port().into(),
+    )
 }
 
 pub async fn connect(port: u16) -> std::io::Result<tokio::net::TcpStream> {

@@ -9,7 +9,7 @@
 //! stdout is `listening on <port>`; `RUST_LOG=debug` shows each connection.
 
 use portunus_dataplane::{ActivationReason, CopyMode, Engine, EngineConfig, RuleHandle};
-use portunus_domain::rule::{Protocol, RuleSpec, Target};
+use portunus_domain::rule::{Protocol, RuleSpec};
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::ExitCode;
@@ -60,21 +60,12 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn spec(listen_port: u16, args: &Args) -> RuleSpec {
-    RuleSpec {
-        listen_port: u32::from(listen_port),
-        listen_port_end: None,
-        protocol: Protocol::Tcp,
-        targets: vec![Target {
-            host: args.target_host.clone(),
-            port: args.target_port,
-            priority: 1,
-            proxy_protocol: None,
-        }],
-        sni_pattern: None,
-        prefer_ipv6: false,
-        health_check_interval_secs: None,
-        rate_limit: None,
-    }
+    RuleSpec::single(
+        Protocol::Tcp,
+        u32::from(listen_port),
+        &args.target_host,
+        args.target_port,
+    )
 }
 
 /// A port the kernel considers free right now.

@@ -145,25 +145,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_enum() {
-        let mut wire = rule_to_pb(
-            "r",
-            "o",
-            &RuleSpec {
-                listen_port: 1,
-                listen_port_end: None,
-                protocol: Protocol::Udp,
-                targets: vec![Target {
-                    host: "h".into(),
-                    port: 1,
-                    priority: 1,
-                    proxy_protocol: None,
-                }],
-                sni_pattern: None,
-                prefer_ipv6: false,
-                health_check_interval_secs: None,
-                rate_limit: None,
-            },
-        );
+        let mut wire = rule_to_pb("r", "o", &RuleSpec::single(Protocol::Udp, 1, "h", 1));
         wire.protocol = 99;
         assert!(rule_from_pb(&wire).is_err());
     }
