@@ -134,11 +134,7 @@ impl Server {
         std::fs::create_dir_all(dir).unwrap();
         let toml = dir.join("server.toml");
         if !toml.exists() {
-            std::fs::write(
-                &toml,
-                "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n",
-            )
-            .unwrap();
+            std::fs::write(&toml, SERVER_TOML).unwrap();
         }
         let mut child = Self::spawn(dir, &opts);
         let log = Log::default();
@@ -180,19 +176,7 @@ impl Server {
 
     /// A fresh data dir bootstrapped with a superadmin, then served.
     pub fn bootstrapped(dir: &Path) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = run_server_cli(
-            dir,
-            None,
-            None,
-            &["bootstrap-superadmin", "--name", "Admin"],
-        );
-        assert!(
-            out.status.success(),
-            "bootstrap failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let token = bootstrap_superadmin(dir);
         let mut s = Server::start(dir);
         s.token = Some(token);
         s
@@ -267,12 +251,19 @@ impl Server {
     }
 
     pub fn api_get(&self, path: &str) -> Value {
-        let resp = reqwest::blocking::Client::new()
-            .get(format!("{}{path}", self.url()))
-            .bearer_auth(self.token.as_deref().unwrap_or(""))
-            .send()
-            .unwrap();
-        resp.json().unwrap()
+        self.get_as(path, Some(self.token.as_deref().unwrap_or("")))
+            .1
+    }
+
+    /// `GET path` with `token` as the bearer (none: no Authorization
+    /// header); the status and the JSON body.
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = reqwest::blocking::Client::new().get(format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap())
     }
 
     pub fn metrics_text(&self) -> String {
@@ -287,6 +278,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Ephemeral loopback listeners and a short drain: what every test server
+/// starts from unless its test wrote a server.toml first.
+pub const SERVER_TOML: &str = "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n";
+
+/// Runs `bootstrap-superadmin` on a fresh data dir and returns the token.
+pub fn bootstrap_superadmin(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = run_server_cli(
+        dir,
+        None,
+        None,
+        &["bootstrap-superadmin", "--name", "Admin"],
+    );
+    assert!(
+        out.status.success(),
+        "bootstrap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// `portunus-server` with a clean environment, HOME in the data dir.
@@ -417,7 +429,16 @@ pub fn expect_fail(out: &Output, exit: i32, text: &str) {
 /// A bootstrapped server (data dir `<dir>/srv`) with one enrolled,
 /// connected client `edge-01` (bundle under `<dir>/edge`).
 pub fn fleet(dir: &Path) -> (Server, Client) {
-    let server = Server::bootstrapped(&dir.join("srv"));
+    fleet_with_settings(dir, "")
+}
+
+/// `fleet`, with `settings` (server.toml lines) added to the default
+/// server.toml before the server first starts.
+pub fn fleet_with_settings(dir: &Path, settings: &str) -> (Server, Client) {
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(&srv).unwrap();
+    std::fs::write(srv.join("server.toml"), format!("{SERVER_TOML}{settings}")).unwrap();
+    let server = Server::bootstrapped(&srv);
     let bundle = dir.join("edge").join("client.bundle.json");
     std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
     server.enroll("edge-01", &bundle);

@@ -6,7 +6,7 @@ mod access_support;
 
 use access_support::*;
 use portunus_domain::routes::ROUTES;
-use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE, SERVER_TOML};
 use serde_json::json;
 
 fn concrete(path: &str) -> String {
@@ -249,7 +249,7 @@ fn an_https_public_origin_sets_secure_and_is_the_csrf_origin() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("server.toml"),
-        "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\noperator_http_public_origin = \"https://ops.example.com\"\n",
+        format!("{SERVER_TOML}operator_http_public_origin = \"https://ops.example.com\"\n"),
     )
     .unwrap();
     let server = Server::start(dir.path());

@@ -4,7 +4,7 @@
 //! enrollments without a stored endpoint, and client addresses.
 use portunus_e2e::stderr_text as stderr;
 
-use portunus_e2e::{bin, client_cmd, run_server_cli, Server, ServerOptions};
+use portunus_e2e::{bin, bootstrap_superadmin, client_cmd, run_server_cli, Server, ServerOptions};
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 const SETTING: &str = "/v1/settings/advertised-endpoint";
 const STARTUP_WARNING: &str =
     "the advertised endpoint cannot be resolved; enrollments fail until the override or seed is fixed";
-const LISTENERS: &str = "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n";
+use portunus_e2e::SERVER_TOML as LISTENERS;
 
 // ---------------------------------------------------------------- helpers
 
@@ -34,21 +34,9 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn bootstrap(dir: &Path) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = run_server_cli(
-        dir,
-        None,
-        None,
-        &["bootstrap-superadmin", "--name", "Admin"],
-    );
-    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
-    stdout(&out)
-}
-
 /// Bootstraps a superadmin in `dir`, then serves it with `o`.
 fn boot(dir: &Path, o: ServerOptions) -> Server {
-    let token = bootstrap(dir);
+    let token = bootstrap_superadmin(dir);
     let mut s = Server::start_with(dir, o);
     s.token = Some(token);
     s
@@ -245,7 +233,7 @@ fn read_bundle(path: &Path) -> Value {
 #[test]
 fn settings_api_answers_every_status_and_code() {
     let dir = tempfile::tempdir().unwrap();
-    let token = bootstrap(dir.path());
+    let token = bootstrap_superadmin(dir.path());
     // A plain user with an API token, straight into the store.
     let viewer_token = "viewer-token-for-the-403-case";
     sql_exec(

@@ -147,21 +147,12 @@ fn bootstrap_superadmin_refuses_a_second_time() {
 fn http_contract_before_and_after_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let http = reqwest::blocking::Client::new();
-    let get = |path: &str, token: Option<&str>| {
-        let mut r = http.get(format!("{}{path}", server.url()));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let resp = r.send().unwrap();
-        (resp.status().as_u16(), resp.json::<Value>().unwrap())
-    };
-    let (status, body) = get("/v1/auth/status", None);
+    let (status, body) = server.get_as("/v1/auth/status", None);
     assert_eq!(
         (status, body["onboarding_required"].clone()),
         (200, Value::Bool(true))
     );
-    let (status, body) = get("/v1/clients", None);
+    let (status, body) = server.get_as("/v1/clients", None);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("bootstrap_required"))
@@ -170,35 +161,27 @@ fn http_contract_before_and_after_bootstrap() {
 
     let server = Server::bootstrapped(dir.path());
     let token = server.token.clone().unwrap();
-    let get = |path: &str, token: Option<&str>| {
-        let mut r = http.get(format!("{}{path}", server.url()));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let resp = r.send().unwrap();
-        (resp.status().as_u16(), resp.json::<Value>().unwrap())
-    };
-    let (status, body) = get("/v1/clients", None);
+    let (status, body) = server.get_as("/v1/clients", None);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (401, Some("unauthenticated"))
     );
-    let (status, _) = get("/v1/clients", Some("wrong-token"));
+    let (status, _) = server.get_as("/v1/clients", Some("wrong-token"));
     assert_eq!(status, 401);
-    let (status, body) = get("/v1/clients", Some(&token));
+    let (status, body) = server.get_as("/v1/clients", Some(&token));
     assert_eq!((status, body), (200, Value::Array(vec![])));
-    let (status, body) = get("/v1/nope", Some(&token));
+    let (status, body) = server.get_as("/v1/nope", Some(&token));
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    let (status, body) = get("/v1/rules/01NOPE", Some(&token));
+    let (status, body) = server.get_as("/v1/rules/01NOPE", Some(&token));
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("rule_not_found"))
     );
 
-    let resp = http
+    let resp = reqwest::blocking::Client::new()
         .post(format!("{}/v1/rules", server.url()))
         .bearer_auth(&token)
         .json(&serde_json::json!({"client": "edge", "listen_port": 0, "targets": []}))

@@ -4,7 +4,7 @@ use portunus_e2e::exit_code as code;
 use portunus_e2e::expect_fail;
 use portunus_e2e::stderr_text as stderr;
 
-use portunus_e2e::{run_server_cli, wait_for, Server, ServerOptions, DEADLINE};
+use portunus_e2e::{run_server_cli, wait_for, Server, ServerOptions, DEADLINE, SERVER_TOML};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -127,11 +127,7 @@ fn names(dir: &Path) -> BTreeSet<String> {
 /// Ephemeral loopback listeners, as the harness writes them.
 fn write_config(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("server.toml"),
-        "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("server.toml"), SERVER_TOML).unwrap();
 }
 
 /// A bootstrapped data dir with one enrolled client, not served.

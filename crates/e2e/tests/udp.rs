@@ -7,10 +7,9 @@ use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
 
 use portunus_e2e::net::{echo_ok, echo_server, udp_ask, udp_echo_on, udp_echo_server};
-use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::{fleet, fleet_with_settings, wait_for, Server, DEADLINE};
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
 /// How long one question to a rule may take, resends included.
@@ -18,27 +17,6 @@ const ASK: Duration = Duration::from_secs(10);
 
 fn source() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").unwrap()
-}
-
-/// A bootstrapped server with one enrolled, connected client `edge-01`.
-/// `settings` go into server.toml before the server first starts.
-fn fleet(dir: &Path, settings: &str) -> (Server, Client) {
-    let srv = dir.join("srv");
-    std::fs::create_dir_all(&srv).unwrap();
-    std::fs::write(
-        srv.join("server.toml"),
-        format!(
-            "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n{settings}"
-        ),
-    )
-    .unwrap();
-    let server = Server::bootstrapped(&srv);
-    let bundle = dir.join("edge").join("client.bundle.json");
-    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
-    server.enroll("edge-01", &bundle);
-    let client = Client::start(&bundle);
-    wait_connected(&server, "edge-01", true);
-    (server, client)
 }
 
 /// A UDP port nothing was bound to a moment ago.
@@ -106,7 +84,7 @@ fn metric(server: &Server, name: &str, id: &str) -> Option<f64> {
 #[test]
 fn udp_echo_through_a_rule_with_stats_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _client) = fleet(dir.path(), "");
+    let (server, _client) = fleet(dir.path());
     let (id, port) = push_udp_port(&server, udp_echo_server());
     let s = source();
     assert_eq!(
@@ -141,7 +119,7 @@ fn udp_echo_through_a_rule_with_stats_and_metrics() {
 #[test]
 fn two_hundred_sources_each_get_their_own_payload() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _client) = fleet(dir.path(), "");
+    let (server, _client) = fleet(dir.path());
     let (id, port) = push_udp_port(&server, udp_echo_server());
     let sources: Vec<UdpSocket> = (0..200).map(|_| source()).collect();
     std::thread::scope(|scope| {
@@ -168,7 +146,7 @@ fn two_hundred_sources_each_get_their_own_payload() {
 #[test]
 fn tcp_and_udp_rules_share_a_port_number() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _client) = fleet(dir.path(), "");
+    let (server, _client) = fleet(dir.path());
     let tcp_backend = echo_server();
     let udp_backend = udp_echo_server();
     let (_udp, port) = push_udp_port(&server, udp_backend);
@@ -194,7 +172,7 @@ fn tcp_and_udp_rules_share_a_port_number() {
 #[test]
 fn a_udp_range_maps_each_port_to_its_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _client) = fleet(dir.path(), "");
+    let (server, _client) = fleet(dir.path());
     let backends = consecutive_udp("127.0.0.1", 3);
     let first = port_of(&backends[0]);
     let tags: [&'static [u8]; 3] = [b"+0 ", b"+1 ", b"+2 "];
@@ -238,7 +216,7 @@ fn a_udp_range_maps_each_port_to_its_offset() {
 #[test]
 fn a_udp_range_with_one_busy_port_fails_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _client) = fleet(dir.path(), "");
+    let (server, _client) = fleet(dir.path());
     for _ in 0..20 {
         let mut holders = consecutive_udp("0.0.0.0", 3);
         let start = port_of(&holders[0]);
@@ -276,7 +254,7 @@ fn a_udp_range_with_one_busy_port_fails_whole() {
 #[test]
 fn the_flow_cap_drops_the_fourth_source() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, client) = fleet(
+    let (server, client) = fleet_with_settings(
         dir.path(),
         "udp_max_flows_per_rule = 3\nudp_flow_idle_secs = 30\n",
     );
