@@ -5,7 +5,6 @@
 use crate::secrets::{hash_token, new_token};
 use crate::store::{now, onboarding, users, write_tx, StoreResult};
 use portunus_domain::names::{RESERVED_LEGACY, RESERVED_SUPERADMIN};
-use portunus_domain::{DomainError, ErrorCode};
 use rusqlite::Connection;
 
 /// How long a setup token lives, in seconds.
@@ -20,13 +19,7 @@ pub fn rotate_setup_token(conn: &mut Connection) -> StoreResult<String> {
     let token = new_token();
     let hash = hash_token(&token);
     write_tx(conn, |tx| {
-        if users::has_active_superadmin(tx)? {
-            return Err(DomainError::new(
-                ErrorCode::SuperadminExists,
-                "a superadmin exists; onboarding is closed",
-            )
-            .into());
-        }
+        users::refuse_if_superadmin(tx, "a superadmin exists; onboarding is closed")?;
         onboarding::set(tx, &hash, now() + SETUP_TOKEN_TTL_SECS)
     })?;
     Ok(token)
@@ -48,13 +41,10 @@ pub fn bootstrap_superadmin(conn: &mut Connection, display_name: &str) -> StoreR
     let token = new_token();
     let hash = hash_token(&token);
     write_tx(conn, |tx| {
-        if users::has_active_superadmin(tx)? {
-            return Err(DomainError::new(
-                ErrorCode::SuperadminExists,
-                "a superadmin already exists; bootstrap-superadmin only runs on a fresh store",
-            )
-            .into());
-        }
+        users::refuse_if_superadmin(
+            tx,
+            "a superadmin already exists; bootstrap-superadmin only runs on a fresh store",
+        )?;
         users::create(
             tx,
             RESERVED_SUPERADMIN,
@@ -92,6 +82,7 @@ pub fn legacy_operator_token(conn: &mut Connection, token: &str) -> StoreResult<
 mod tests {
     use super::*;
     use crate::store::test_store;
+    use portunus_domain::{DomainError, ErrorCode};
 
     #[test]
     fn bootstrap_once() {

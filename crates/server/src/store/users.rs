@@ -76,6 +76,15 @@ pub fn has_active_superadmin(conn: &Connection) -> StoreResult<bool> {
     Ok(active_superadmins(conn)? > 0)
 }
 
+/// `superadmin_exists` with `message` once an active superadmin exists:
+/// the guard of everything that only a fresh store allows.
+pub fn refuse_if_superadmin(conn: &Connection, message: &str) -> StoreResult<()> {
+    if has_active_superadmin(conn)? {
+        return Err(DomainError::new(ErrorCode::SuperadminExists, message).into());
+    }
+    Ok(())
+}
+
 pub fn active_superadmins(conn: &Connection) -> StoreResult<u64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM users WHERE role = 'superadmin' AND disabled = 0",
