@@ -1,6 +1,12 @@
-# Shared by the bench scripts: loopback ports, bounded waits, and a
+# Shared by the bench scripts: a temp dir that is cleaned up with every
+# process started into `pids`, loopback ports, bounded waits, and a
 # throwaway fleet (server + one enrolled client) in "$work".
-# The caller sets: work (temp dir), bin (release dir), pids (array).
+# The caller sets: bin (release dir).
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

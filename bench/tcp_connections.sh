@@ -22,10 +22,6 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release -q -p portunus-server -p portunus-client --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 client_bin=${PORTUNUS_CLIENT_BIN:-$bin/portunus-client}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 

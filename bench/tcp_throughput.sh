@@ -13,10 +13,6 @@ command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iper
 
 cargo build --release -q -p portunus-server -p portunus-client --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 

@@ -19,10 +19,6 @@ cargo build --release -q --manifest-path "$root/Cargo.toml" \
   -p portunus-server -p portunus-client -p portunus-dataplane --bins --example udp_bench
 bin="$root/target/release"
 load="$bin/examples/udp_bench"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
