@@ -66,6 +66,7 @@ codes! {
     EndpointNotInCertSan = "endpoint_not_in_cert_san", 422, 2;
     // Authentication and authorisation.
     Unauthenticated = "unauthenticated", 401, 1;
+    SetupTokenInvalid = "setup_token_invalid", 401, 1;
     Forbidden = "forbidden", 403, 1;
     ClientNotGranted = "client_not_granted", 403, 1;
     PortOutsideGrant = "port_outside_grant", 403, 1;

@@ -7,7 +7,7 @@ mod access_support;
 use access_support::*;
 use portunus_domain::routes::ROUTES;
 use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE, SERVER_TOML};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "x").replace("{cid}", "y")
@@ -64,7 +64,7 @@ fn onboarding_opens_once_with_the_printed_token() {
         Auth::Anon,
         body("wrong", ADMIN, ADMIN_PASSWORD),
     )
-    .expect(401, "unauthenticated");
+    .expect(401, "setup_token_invalid");
     api.post(
         "/v1/auth/onboarding",
         Auth::Anon,
@@ -126,7 +126,7 @@ fn onboarding_is_throttled_per_source() {
             assert!(r.headers.get("retry-after").is_some());
             break;
         }
-        r.expect(401, "unauthenticated");
+        r.expect(401, "setup_token_invalid");
     }
     assert_eq!(refused_after, Some(30), "30 failures per source per window");
     // The right token is refused too while the source is throttled.
@@ -769,6 +769,26 @@ fn audit_rows_record_allowed_and_denied_requests() {
         .unwrap()
         .iter()
         .all(|e| e["outcome"] == "deny"));
+
+    // Sign-in and sign-out are recorded; successful reads are not (they
+    // are counted in metrics).
+    let cookie = api.session(ADMIN, ADMIN_PASSWORD);
+    api.post("/v1/auth/logout", Auth::Cookie(&cookie), json!({}))
+        .ok(204);
+    let logout = wait_audit(&api, a, |e| e["path"] == "/v1/auth/logout");
+    assert_eq!(
+        (logout["actor"].as_str(), logout["outcome"].as_str()),
+        (Some(ADMIN), Some("allow"))
+    );
+    wait_audit(&api, a, |e| e["path"] == "/v1/auth/login");
+    let reads = api.audit(a, "?limit=1000");
+    let reads: Vec<&Value> = reads["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["outcome"] == "allow")
+        .collect();
+    assert!(reads.is_empty(), "successful reads audited: {reads:?}");
 
     // Cursor paging walks every row once, newest first.
     let all = api.audit(a, "?limit=1000");

@@ -1,7 +1,9 @@
 //! The audit trail of the operator API: one layer on the router records
-//! every `/v1` request (time, actor, method, path, allow/deny, reason) and
-//! hands it to a bounded queue; one writer task stores queued rows in
-//! batches, one transaction per batch. When the queue is full the row is
+//! every `/v1` write, every denial and every authentication event (time,
+//! actor, method, path, allow/deny, reason) and hands it to a bounded
+//! queue; successful reads are only counted in metrics, because a console
+//! that polls would otherwise bury the writes. One writer task stores
+//! queued rows in batches, one transaction per batch. When the queue is full the row is
 //! dropped and counted rather than slowing the request down.
 //!
 //! **Invariant:** a row holds no secret. The path is recorded without its
@@ -113,6 +115,13 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether an answered request earns an audit row: everything but a
+/// successful read. Authentication events are writes (login, logout,
+/// onboarding) or denials, so they are always recorded.
+pub fn recorded(method: &str, outcome: Outcome) -> bool {
+    outcome == Outcome::Deny || !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
 /// The router layer: records each `/v1` request once it is answered.
 pub async fn layer(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -125,6 +134,9 @@ pub async fn layer(State(state): State<Shared>, req: Request, next: Next) -> Res
     let resp = next.run(req).await;
     let (outcome, reason) = classify(resp.status(), resp.extensions().get::<ErrorCode>().copied());
     state.metrics.operator_request(outcome.as_str(), &reason);
+    if !recorded(&method, outcome) {
+        return resp;
+    }
     state.audit.record(NewEntry {
         at_ms,
         actor: resp.extensions().get::<ActorTag>().map(|a| a.0.clone()),
@@ -172,6 +184,22 @@ mod tests {
                 (outcome, reason.to_string()),
                 "{status}"
             );
+        }
+    }
+
+    #[test]
+    fn reads_are_recorded_only_when_denied() {
+        let cases = [
+            ("GET", Outcome::Allow, false),
+            ("HEAD", Outcome::Allow, false),
+            ("GET", Outcome::Deny, true),
+            ("POST", Outcome::Allow, true),
+            ("PUT", Outcome::Allow, true),
+            ("PATCH", Outcome::Deny, true),
+            ("DELETE", Outcome::Allow, true),
+        ];
+        for (method, outcome, want) in cases {
+            assert_eq!(recorded(method, outcome), want, "{method} {outcome:?}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! `server.toml`: every key optional, unknown keys rejected by name.
 
+use crate::store::sessions::Lifetime;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ pub struct FileConfig {
     pub udp_flow_idle_secs: Option<u32>,
     pub udp_max_flows_per_rule: Option<u32>,
     pub advertised_endpoint: Option<String>,
+    pub session_idle_timeout_secs: Option<i64>,
+    pub session_max_lifetime_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -48,6 +51,7 @@ pub struct Config {
     pub udp_flow_idle_secs: u32,
     pub udp_max_flows_per_rule: u32,
     pub advertised_endpoint: Option<String>,
+    pub sessions: Lifetime,
 }
 
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
@@ -85,6 +89,21 @@ impl FileConfig {
             (1..=65535).contains(&range_rule_max_ports),
             "range_rule_max_ports must be in 1..=65535, got {range_rule_max_ports}"
         );
+        let default = Lifetime::default();
+        let sessions = Lifetime {
+            idle_secs: self.session_idle_timeout_secs.unwrap_or(default.idle_secs),
+            max_secs: self.session_max_lifetime_secs.unwrap_or(default.max_secs),
+        };
+        anyhow::ensure!(
+            (60..=2_592_000).contains(&sessions.idle_secs),
+            "session_idle_timeout_secs must be in 60..=2592000, got {}",
+            sessions.idle_secs
+        );
+        anyhow::ensure!(
+            (sessions.idle_secs..=31_536_000).contains(&sessions.max_secs),
+            "session_max_lifetime_secs must be in session_idle_timeout_secs..=31536000, got {}",
+            sessions.max_secs
+        );
         Ok(Config {
             control_listen: self
                 .control_listen
@@ -109,6 +128,7 @@ impl FileConfig {
             udp_flow_idle_secs,
             udp_max_flows_per_rule,
             advertised_endpoint: self.advertised_endpoint,
+            sessions,
         })
     }
 }
@@ -132,6 +152,14 @@ mod tests {
         assert_eq!(c.operator_http_listen.to_string(), "127.0.0.1:7080");
         assert_eq!(c.tls_key_path, dir.join("server.key"));
         assert_eq!(c.udp_flow_idle_secs, 60);
+        assert_eq!(
+            (c.sessions.idle_secs, c.sessions.max_secs),
+            (8 * 3600, 7 * 86400)
+        );
+        let short = FileConfig::parse("session_max_lifetime_secs = 600")
+            .unwrap()
+            .resolve(dir);
+        assert!(short.is_err(), "a lifetime shorter than the idle timeout");
         let bad = FileConfig::parse("udp_flow_idle_secs = 10")
             .unwrap()
             .resolve(dir);

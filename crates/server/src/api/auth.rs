@@ -9,6 +9,7 @@ use crate::audit::ActorTag;
 use crate::authz;
 use crate::secrets::hash_token;
 use crate::state::Shared;
+use crate::store::sessions;
 use crate::store::users::{self, Actor};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN};
@@ -165,12 +166,26 @@ async fn identify(state: &Shared, headers: &HeaderMap) -> Result<(Actor, Via, bo
     if let Some(cookie) = session_cookie(headers) {
         let id_hash = hash_token(cookie);
         let lookup = id_hash.clone();
+        let now = crate::store::now();
+        let idle = state.config.sessions.idle_secs;
         return match state
             .store
-            .call(move |c| users::actor_for_session(c, &lookup, crate::store::now()))
+            .call(move |c| users::actor_for_session(c, &lookup, now, idle))
             .await
         {
-            Ok(Some((actor, temporary))) => Ok((actor, Via::Session { id_hash }, temporary)),
+            Ok(Some(s)) => {
+                if now - s.last_seen_at >= sessions::TOUCH_EVERY_SECS {
+                    let touch = id_hash.clone();
+                    if let Err(e) = state
+                        .store
+                        .write(move |tx| sessions::touch(tx, &touch, now))
+                        .await
+                    {
+                        return Err(ApiError::from(e).into_response());
+                    }
+                }
+                Ok((s.actor, Via::Session { id_hash }, s.temporary))
+            }
             Ok(None) => Err(refuse(
                 state,
                 ApiError::new(

@@ -31,7 +31,7 @@ pub fn cookie(state: &Shared, value: Option<&str>) -> HeaderValue {
         .as_deref()
         .is_some_and(|o| o.trim().to_ascii_lowercase().starts_with("https://"));
     let (v, age) = match value {
-        Some(v) => (v, sessions::TTL_SECS),
+        Some(v) => (v, state.config.sessions.max_secs),
         None => ("", 0),
     };
     let mut c = format!("{SESSION_COOKIE}={v}; HttpOnly; SameSite=Lax; Path=/; Max-Age={age}");
@@ -45,9 +45,10 @@ pub fn cookie(state: &Shared, value: Option<&str>) -> HeaderValue {
 pub async fn start_session(state: &Shared, user_id: String) -> ApiResult<String> {
     let id = new_token();
     let hash = hash_token(&id);
+    let life = state.config.sessions;
     state
         .store
-        .write(move |tx| sessions::create(tx, &hash, &user_id, now()))
+        .write(move |tx| sessions::create(tx, &hash, &user_id, now(), life))
         .await?;
     Ok(id)
 }
@@ -233,7 +234,7 @@ async fn onboard(state: &Shared, keys: &[Key], body: OnboardingBody) -> ApiResul
             keys,
             "invalid_setup_token",
             ApiError::new(
-                ErrorCode::Unauthenticated,
+                ErrorCode::SetupTokenInvalid,
                 "invalid or expired setup token; restart serve or run onboarding-token for a new one",
             ),
         ));
@@ -254,7 +255,7 @@ async fn onboard(state: &Shared, keys: &[Key], body: OnboardingBody) -> ApiResul
                 // racing requests cannot both use it.
                 if !onboarding::matches(tx, &token_hash, now())? {
                     return Err(DomainError::new(
-                        ErrorCode::Unauthenticated,
+                        ErrorCode::SetupTokenInvalid,
                         "invalid or expired setup token",
                     )
                     .into());

@@ -114,12 +114,18 @@ CREATE TABLE owner_rate_limits (
 );
 "#;
 
+/// Session idle timeout: the last use of each Web session.
+const V4: &str = r#"
+ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET last_seen_at = created_at;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()

@@ -254,27 +254,40 @@ pub fn actor_for_token(conn: &Connection, token_hash: &str) -> StoreResult<Optio
         .optional()?)
 }
 
-/// The enabled user behind a live Web session, and whether that user must
-/// change a temporary password first.
+/// The enabled user behind a Web session that is live at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionActor {
+    pub actor: Actor,
+    /// The user must change a temporary password first.
+    pub temporary: bool,
+    pub last_seen_at: i64,
+}
+
+/// The session's user, unless the session passed its absolute lifetime or
+/// went unused for `idle_secs`.
 pub fn actor_for_session(
     conn: &Connection,
     id_hash: &str,
     at: i64,
-) -> StoreResult<Option<(Actor, bool)>> {
+    idle_secs: i64,
+) -> StoreResult<Option<SessionActor>> {
     Ok(conn
         .query_row(
-            "SELECT u.id, u.role, u.password_temporary FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
-            params![id_hash, at],
+            "SELECT u.id, u.role, u.password_temporary, s.last_seen_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?3
+               AND u.disabled = 0",
+            params![id_hash, at, at - idle_secs],
             |r| {
                 let role: String = r.get(1)?;
-                Ok((
-                    Actor {
+                Ok(SessionActor {
+                    actor: Actor {
                         user_id: r.get(0)?,
                         role: Role::parse(&role),
                     },
-                    r.get(2)?,
-                ))
+                    temporary: r.get(2)?,
+                    last_seen_at: r.get(3)?,
+                })
             },
         )
         .optional()?)
@@ -351,13 +364,14 @@ mod tests {
                 let row = get(c, "alice")?;
                 assert!(row.password_set && row.password_change_required);
                 c.execute(
-                    "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ('s1', 'alice', 0, 100)",
+                    "INSERT INTO sessions (id_hash, user_id, created_at, expires_at, last_seen_at)
+                     VALUES ('s1', 'alice', 0, 100, 0)",
                     [],
                 )?;
-                let (a, temp) = actor_for_session(c, "s1", 50)?.unwrap();
-                assert_eq!((a.user_id.as_str(), temp), ("alice", true));
-                assert!(actor_for_session(c, "s1", 100)?.is_none(), "expired");
-                assert!(actor_for_session(c, "s2", 50)?.is_none());
+                let s = actor_for_session(c, "s1", 50, 1000)?.unwrap();
+                assert_eq!((s.actor.user_id.as_str(), s.temporary), ("alice", true));
+                assert!(actor_for_session(c, "s1", 100, 1000)?.is_none(), "expired");
+                assert!(actor_for_session(c, "s2", 50, 1000)?.is_none());
                 let e = set_password(c, "ghost", "x", false).unwrap_err();
                 assert_eq!(DomainError::from(e).code, ErrorCode::UserNotFound);
                 Ok(())
