@@ -2,6 +2,7 @@
 //! `portunus-client` binaries on ephemeral loopback ports, in temp dirs,
 //! and kills them on drop. Everything waits by polling with a deadline.
 
+pub mod browser;
 pub mod net;
 
 use serde_json::Value;
@@ -266,6 +267,16 @@ impl Server {
         (resp.status().as_u16(), resp.json().unwrap())
     }
 
+    /// The first-run setup token this server printed on stderr.
+    pub fn setup_token(&self) -> String {
+        wait_for("the setup token on stderr", DEADLINE, || {
+            self.log.lines().iter().find_map(|l| {
+                l.strip_prefix(SETUP_TOKEN_BANNER)
+                    .map(|t| t.trim().to_string())
+            })
+        })
+    }
+
     pub fn metrics_text(&self) -> String {
         reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
             .unwrap()
@@ -279,6 +290,9 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// What precedes the setup token on `serve`'s stderr.
+pub const SETUP_TOKEN_BANNER: &str = "First-run setup token (valid 30 minutes):";
 
 /// Ephemeral loopback listeners and a short drain: what every test server
 /// starts from unless its test wrote a server.toml first.

@@ -30,9 +30,20 @@ pub fn rotate_setup_token(conn: &mut Connection) -> StoreResult<String> {
 pub fn announce_setup_token(token: &str, http: std::net::SocketAddr) {
     eprintln!("{SETUP_TOKEN_BANNER} {token}");
     eprintln!(
-        "Create the first superadmin with POST http://{http}/v1/auth/onboarding \
-         {{\"setup_token\", \"user_id\", \"display_name\", \"password\"}}."
+        "Open the console at {} and create the first superadmin with it.",
+        console_url(http)
     );
+}
+
+/// Where an operator on this host opens the console: the operator
+/// listener, with a wildcard bind address replaced by loopback.
+pub fn console_url(http: std::net::SocketAddr) -> String {
+    let ip = match http.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}/", std::net::SocketAddr::new(ip, http.port()))
 }
 
 /// Mints `_superadmin` and returns its API token (shown once). Refuses when

@@ -153,7 +153,9 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let http_srv = tokio::spawn(
         axum::serve(
             http,
-            api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            api::router(state.clone())
+                .merge(portunus_console::router())
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped())
         .into_future(),

@@ -9,7 +9,6 @@ use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
-pub const BANNER: &str = "First-run setup token (valid 30 minutes):";
 pub const ADMIN: &str = "root";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
@@ -185,13 +184,7 @@ impl Api {
 
 /// The setup token `serve` printed on stderr.
 pub fn setup_token(server: &Server) -> String {
-    wait_for("the setup token on stderr", DEADLINE, || {
-        server
-            .log
-            .lines()
-            .iter()
-            .find_map(|l| l.strip_prefix(BANNER).map(|t| t.trim().to_string()))
-    })
+    server.setup_token()
 }
 
 /// The first superadmin, through Web onboarding.
