@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/v1/rules/{id}/stats", false),
     ("GET", "/v1/rules/{id}/stats/stream", false),
     ("GET", "/v1/metrics", false),
+    ("GET", "/v1/overview", false),
     ("GET", "/v1/clients/{id}/owners", false),
     ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
     ("PUT", "/v1/clients/{id}/owners/{owner}/rate-limit", false),

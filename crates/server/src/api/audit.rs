@@ -23,6 +23,7 @@ pub struct AuditQuery {
     since: Option<String>,
     until: Option<String>,
     cursor: Option<String>,
+    actor: Option<String>,
 }
 
 impl AuditQuery {
@@ -59,6 +60,7 @@ impl AuditQuery {
                 .map(|s| parse_rfc3339_ms("until", s))
                 .transpose()?,
             before_id,
+            actor: self.actor.clone().filter(|a| !a.is_empty()),
         })
     }
 }

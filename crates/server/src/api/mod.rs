@@ -8,6 +8,7 @@ mod credentials;
 pub mod error;
 mod extract;
 mod grants;
+mod overview;
 pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
@@ -51,6 +52,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/rules/{id}/stats", get(rules::stats))
         .route("/v1/rules/{id}/stats/stream", get(rules::stats_stream))
         .route("/v1/metrics", get(metrics_mirror))
+        .route("/v1/overview", get(overview::get))
         .route("/v1/clients/{id}/owners", get(owner_caps::list_owners))
         .route(
             "/v1/clients/{id}/owners/{owner}/rate-limit",

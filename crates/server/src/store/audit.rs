@@ -83,6 +83,8 @@ pub struct Query {
     pub until_ms: Option<i64>,
     /// Only rows older than this id: the cursor of the previous page.
     pub before_id: Option<i64>,
+    /// Only rows of this actor (user id).
+    pub actor: Option<String>,
 }
 
 /// Rows matching `q`, and the cursor of the next page when there may be one.
@@ -91,6 +93,7 @@ pub fn query(conn: &Connection, q: &Query) -> StoreResult<(Vec<Entry>, Option<i6
         "SELECT id, at_ms, actor, method, path, outcome, reason FROM audit
          WHERE (?1 IS NULL OR outcome = ?1) AND (?2 IS NULL OR at_ms >= ?2)
            AND (?3 IS NULL OR at_ms < ?3) AND (?4 IS NULL OR id < ?4)
+           AND (?6 IS NULL OR actor = ?6)
          ORDER BY id DESC LIMIT ?5",
     )?;
     let rows: Vec<Entry> = stmt
@@ -100,7 +103,8 @@ pub fn query(conn: &Connection, q: &Query) -> StoreResult<(Vec<Entry>, Option<i6
                 q.since_ms,
                 q.until_ms,
                 q.before_id,
-                q.limit
+                q.limit,
+                q.actor
             ],
             from_row,
         )?
@@ -203,6 +207,16 @@ mod tests {
                     rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
                     [1003, 1002]
                 );
+
+                let by = |actor: &str| {
+                    let q = Query {
+                        limit: 100,
+                        actor: Some(actor.into()),
+                        ..Default::default()
+                    };
+                    query(c, &q).map(|(rows, _)| rows.len())
+                };
+                assert_eq!((by("alice")?, by("bob")?), (7, 0));
 
                 assert_eq!(prune(c, 1003, true)?, 3);
                 assert_eq!(
