@@ -31,12 +31,21 @@ assets! {
     "js/main.js" => JS,
     "js/api.js" => JS,
     "js/ui.js" => JS,
+    "js/chart.js" => JS,
     "js/pages/onboarding.js" => JS,
     "js/pages/signin.js" => JS,
     "js/pages/account.js" => JS,
     "js/pages/clients.js" => JS,
     "js/pages/client.js" => JS,
     "js/pages/settings.js" => JS,
+    "js/pages/dashboard.js" => JS,
+    "js/pages/rules.js" => JS,
+    "js/pages/rule_form.js" => JS,
+    "js/pages/rule.js" => JS,
+    "js/pages/tokens.js" => JS,
+    "js/pages/users.js" => JS,
+    "js/pages/user.js" => JS,
+    "js/pages/audit.js" => JS,
 }
 
 const SHELL_TEMPLATE: &str = include_str!("../web/index.html");

@@ -81,9 +81,18 @@ impl Browser {
             "--user-data-dir={}",
             profile.path().join("chrome").display()
         ));
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                "prefs": {
+                    "download.default_directory": downloads,
+                    "download.prompt_for_download": false,
+                },
+            },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
         let caps = caps.as_object().unwrap().clone();
@@ -188,16 +197,31 @@ impl Browser {
         })
     }
 
-    /// Replaces the value of the input matching `css` by typing `value`.
+    /// Replaces the value of the input matching `css` by typing: select
+    /// all, delete, then `value`, so the page sees input events even when
+    /// the new value is empty (WebDriver's clear fires none).
     pub fn fill(&self, css: &str, value: &str) {
         self.wait_for(css);
+        let keys = format!("\u{E009}a\u{E000}\u{E003}{value}");
         self.rt
             .block_on(async {
                 let el = self.c().find(Locator::Css(css)).await?;
-                el.clear().await?;
-                el.send_keys(value).await
+                el.send_keys(&keys).await
             })
             .unwrap_or_else(|e| panic!("fill {css}: {e}"));
+    }
+
+    /// Chooses `value` in the `<select>` matching `css`, once it offers it.
+    pub fn select(&self, css: &str, value: &str) {
+        let (css_js, value_js) = (json!(css), json!(value));
+        let script = format!(
+            "const s = document.querySelector({css_js}); if (!s) return null; \
+             if (![...s.options].some(o => o.value === {value_js})) return null; \
+             s.value = {value_js}; s.dispatchEvent(new Event('input', {{bubbles: true}})); return s.value"
+        );
+        wait_for(&format!("{value} in {css}"), DEADLINE, || {
+            (self.js(&script) == json!(value)).then_some(())
+        });
     }
 
     pub fn click(&self, css: &str) {
@@ -266,6 +290,26 @@ impl Browser {
             .filter(|e| e["level"] == "SEVERE")
             .map(|e| e["message"].as_str().unwrap_or_default().to_string())
             .collect()
+    }
+
+    /// Where downloads land.
+    pub fn downloads(&self) -> PathBuf {
+        self.profile.path().join("downloads")
+    }
+
+    /// The page is clean: no console error and nothing fetched from
+    /// another origin. API answers in the 4xx range are expected (tests
+    /// provoke them and the pages show them); Chromium logs each as a
+    /// failed resource, which is no script error. A 5xx is.
+    pub fn assert_clean(&self) {
+        let errors: Vec<String> = self
+            .console_errors()
+            .into_iter()
+            .filter(|e| !(e.contains("/v1/") && e.contains("responded with a status of 4")))
+            .collect();
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+        let foreign = self.foreign_requests();
+        assert!(foreign.is_empty(), "requests off the origin: {foreign:#?}");
     }
 
     /// Every resource the page loaded from another origin.

@@ -47,6 +47,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` listeners on consecutive ports of `ip`.
+pub fn consecutive(ip: &str, n: u16) -> Vec<TcpListener> {
+    for _ in 0..200 {
+        let first = TcpListener::bind((ip, 0)).unwrap();
+        let start = first.local_addr().unwrap().port();
+        if start.checked_add(n - 1).is_none() {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> = (1..n).map(|i| TcpListener::bind((ip, start + i))).collect();
+        if let Ok(rest) = rest {
+            return std::iter::once(first).chain(rest).collect();
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -12,21 +12,6 @@ use serde_json::{json, Value};
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
-/// The page is clean: no console error, nothing fetched from elsewhere.
-/// API answers in the 4xx range are expected (the tests provoke them and
-/// the pages show them); Chromium logs each as a failed resource, which is
-/// no script error. A 5xx is.
-fn assert_clean(b: &Browser) {
-    let errors: Vec<String> = b
-        .console_errors()
-        .into_iter()
-        .filter(|e| !(e.contains("/v1/") && e.contains("responded with a status of 4")))
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:#?}");
-    let foreign = b.foreign_requests();
-    assert!(foreign.is_empty(), "requests off the origin: {foreign:#?}");
-}
-
 fn onboard(b: &Browser, token: &str, password: &str) {
     b.fill("#f-setup_token", token);
     b.fill("#f-user_id", ADMIN);
@@ -62,8 +47,10 @@ fn first_run_enroll_watch_revoke_and_settings() {
     onboard(&b, &token, "short");
     b.wait_text("#f-password-err", "password_too_weak");
     onboard(&b, &token, ADMIN_PASSWORD);
-    b.wait_text("h1", "Clients");
+    b.wait_text("h1", "Dashboard");
     b.wait_text("nav.main", "Settings");
+    b.click("nav.main a[href='#/clients']");
+    b.wait_text("h1", "Clients");
 
     // Enroll from the console and run the command it shows.
     b.click_button("Enroll client");
@@ -131,7 +118,7 @@ fn first_run_enroll_watch_revoke_and_settings() {
     b.wait_text("#endpoint-effective", "localhost:7443");
     b.click_button("Clear override");
     b.wait_text("#endpoint-source", "loopback");
-    assert_clean(&b);
+    b.assert_clean();
 }
 
 #[test]
@@ -163,15 +150,14 @@ fn roles_forced_password_change_tokens_and_ended_sessions() {
     b.fill("#pw-new", mine);
     b.fill("#pw-confirm", mine);
     b.click_button("Save and continue");
-    b.wait_text("h1", "My account");
+    b.wait_text("h1", "My rules at a glance");
 
     // A plain user is offered no superadmin screen, and reaching one says so.
     let nav = b.wait_text("nav.main", "My account");
-    assert!(
-        !nav.contains("Clients") && !nav.contains("Settings"),
-        "{nav}"
-    );
-    for page in ["clients", "settings"] {
+    for admin_only in ["Clients", "Users", "Audit", "Settings"] {
+        assert!(!nav.contains(admin_only), "{admin_only} in {nav}");
+    }
+    for page in ["clients", "users", "audit", "settings"] {
         b.js(&format!("location.hash = '#/{page}'; return null"));
         b.wait_text(".notice.error", "Not allowed");
         b.wait_text(".notice.error", "(forbidden)");
@@ -206,6 +192,7 @@ fn roles_forced_password_change_tokens_and_ended_sessions() {
     b.fill("#f-user_id", "alice");
     b.fill("#f-password", mine);
     b.click_button("Sign in");
+    // Signed in again where the session left off.
     b.wait_text("h1", "My account");
 
     // A superadmin resets alice's password: her session ends, and the next
@@ -220,7 +207,7 @@ fn roles_forced_password_change_tokens_and_ended_sessions() {
     b.js("location.hash = '#/clients'; return null");
     b.wait_text(".notice", "session expired");
     b.wait_text("h1", "Sign in");
-    assert_clean(&b);
+    b.assert_clean();
 }
 
 #[test]

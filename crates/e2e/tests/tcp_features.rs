@@ -7,7 +7,7 @@ use portunus_e2e::fleet;
 use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
 
-use portunus_e2e::net::{echo_ok, echo_server};
+use portunus_e2e::net::{consecutive, echo_ok, echo_server};
 use portunus_e2e::{wait_for, Server, DEADLINE};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -286,22 +286,6 @@ fn proxy_v1_and_v2_headers_reach_the_backend_first() {
         header.extend_from_slice(b"payload");
         assert_eq!(back, tagged("b", &header), "{version}");
     }
-}
-
-/// `n` listeners on consecutive ports of `ip`.
-fn consecutive(ip: &str, n: u16) -> Vec<TcpListener> {
-    for _ in 0..200 {
-        let first = TcpListener::bind((ip, 0)).unwrap();
-        let start = first.local_addr().unwrap().port();
-        if start.checked_add(n - 1).is_none() {
-            continue;
-        }
-        let rest: Result<Vec<_>, _> = (1..n).map(|i| TcpListener::bind((ip, start + i))).collect();
-        if let Ok(rest) = rest {
-            return std::iter::once(first).chain(rest).collect();
-        }
-    }
-    panic!("no {n} consecutive free ports");
 }
 
 fn port_of(l: &TcpListener) -> u16 {

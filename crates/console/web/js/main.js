@@ -7,15 +7,27 @@ import { Notice, errText, go } from './ui.js';
 import { Onboarding } from './pages/onboarding.js';
 import { SignIn, ChangePassword } from './pages/signin.js';
 import { Account } from './pages/account.js';
+import { Audit } from './pages/audit.js';
 import { Clients } from './pages/clients.js';
 import { Client } from './pages/client.js';
+import { Dashboard } from './pages/dashboard.js';
+import { Rule } from './pages/rule.js';
+import { Rules } from './pages/rules.js';
 import { Settings } from './pages/settings.js';
+import { User } from './pages/user.js';
+import { Users } from './pages/users.js';
 
 // Pages, in navigation order; `admin` pages are offered to superadmins only
 // (the API refuses the rest anyway, and the page says so).
 const PAGES = [
+  { path: 'dashboard', title: 'Dashboard', view: Dashboard },
+  { path: 'rules', title: 'Rules', view: Rules },
+  { path: 'rules/:id', view: Rule },
   { path: 'clients', title: 'Clients', admin: true, view: Clients },
   { path: 'clients/:id', view: Client },
+  { path: 'users', title: 'Users', admin: true, view: Users },
+  { path: 'users/:id', view: User },
+  { path: 'audit', title: 'Audit', admin: true, view: Audit },
   { path: 'settings', title: 'Settings', admin: true, view: Settings },
   { path: 'account', title: 'My account', view: Account },
 ];
@@ -61,7 +73,7 @@ function Nav({ me, hash, onSignOut }) {
 
 function useRoute(me) {
   const hash = useHash();
-  const home = me.role === 'superadmin' ? 'clients' : 'account';
+  const home = 'dashboard';
   useEffect(() => {
     if (!match(hash)) go(home);
   }, [hash]);

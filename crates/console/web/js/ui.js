@@ -61,14 +61,16 @@ export function useForm(initial) {
       setValues((old) => ({ ...old, [name]: v }));
     },
   });
-  const submit = (fn, fieldOf = {}) => async (e) => {
+  // `fieldOf` maps a code (or an API field name) to the form field that
+  // shows it; `extra` names fields that are not keys of `values`.
+  const submit = (fn, fieldOf = {}, extra = []) => async (e) => {
     if (e) e.preventDefault();
     setBusy(true);
     setErrors({});
     try {
       await fn(values);
     } catch (err) {
-      setErrors(placeError(err, fieldOf, Object.keys(values)));
+      setErrors(placeError(err, fieldOf, [...Object.keys(values), ...extra]));
     } finally {
       setBusy(false);
     }
@@ -78,7 +80,7 @@ export function useForm(initial) {
 
 function placeError(err, fieldOf, names) {
   if (!(err instanceof ApiError)) return { '': errText(err) };
-  const field = fieldOf[err.code] || err.field;
+  const field = fieldOf[err.code] || fieldOf[err.field] || err.field;
   if (field && names.includes(field)) return { [field]: `${err.detail} (${err.code})` };
   return { '': errText(err) };
 }
@@ -123,19 +125,22 @@ export function useLoad(fn, deps, pollMs) {
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
 
-/** Renders a load: forbidden and missing pages say so; data goes to `children`. */
+/** A failed load: forbidden and missing pages say so in words. */
+export function Problem({ error: e }) {
+  if (e instanceof ApiError && e.status === 403) {
+    return html`<${Notice} kind="error">
+      <strong>Not allowed.</strong> Your account cannot see this page: ${errText(e)}</${Notice}>`;
+  }
+  if (e instanceof ApiError && e.status === 404) {
+    return html`<${Notice} kind="error"><strong>Not found.</strong> ${errText(e)}</${Notice}>`;
+  }
+  return html`<${Notice} kind="error">${errText(e)}</${Notice}>`;
+}
+
+/** Renders a load: a failure before any data is a `Problem`; data goes to `children`. */
 export function Loaded({ load, children }) {
   const e = load.error;
-  if (e && load.data === undefined) {
-    if (e instanceof ApiError && e.status === 403) {
-      return html`<${Notice} kind="error">
-        <strong>Not allowed.</strong> Your account cannot see this page: ${errText(e)}</${Notice}>`;
-    }
-    if (e instanceof ApiError && e.status === 404) {
-      return html`<${Notice} kind="error"><strong>Not found.</strong> ${errText(e)}</${Notice}>`;
-    }
-    return html`<${Notice} kind="error">${errText(e)}</${Notice}>`;
-  }
+  if (e && load.data === undefined) return html`<${Problem} error=${e} />`;
   if (load.data === undefined) return html`<p class="muted">Loading…</p>`;
   return html`${e && html`<${Notice} kind="warn">Refresh failed: ${errText(e)}</${Notice}>`}
     ${children(load.data)}`;
@@ -247,4 +252,37 @@ export function mmss(secs) {
   const m = Math.floor(secs / 60);
   const s = String(secs % 60).padStart(2, '0');
   return `${m}:${s}`;
+}
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+
+/** 1536 → "1.5 KB" (powers of 1024). */
+export function bytes(n) {
+  let v = Number(n) || 0;
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
+}
+
+/** 1234567 → "1,234,567". */
+export function num(n) {
+  return (Number(n) || 0).toLocaleString('en-US');
+}
+
+/** A labelled figure, for counter grids. */
+export function Stat({ label, value, id }) {
+  return html`<div class="stat" id=${id}><span class="stat-label">${label}</span><span class="stat-value">${value}</span></div>`;
+}
+
+/** `{a: '', b: '5'}` → `{b: 5}`: the number fields a user filled in. */
+export function numbers(values, names) {
+  const out = {};
+  for (const n of names) {
+    const v = String(values[n] ?? '').trim();
+    if (v !== '') out[n] = Number(v);
+  }
+  return out;
 }

@@ -6,6 +6,7 @@ import {
   ConfirmButton, Field, FormError, Loaded, Page, html, go, useForm, useLoad, useState, when,
 } from '../ui.js';
 import { ClientBadge, EnrollCommand, POLL_MS } from './clients.js';
+import { RuleState, ruleListen } from './rules.js';
 
 export function Client({ id }) {
   const path = '/clients/' + api.seg(id);
@@ -67,10 +68,6 @@ function Edit({ c, path, onChange, onEnrolled }) {
   </div>`;
 }
 
-export function ruleListen(r) {
-  return r.listen_port_end ? `${r.listen_port}-${r.listen_port_end}` : String(r.listen_port);
-}
-
 function Rules({ c }) {
   const rules = useLoad(() => api.get('/rules?client=' + api.seg(c.client_id)), [c.client_id], POLL_MS);
   return html`<div class="panel"><h2>Rules</h2>
@@ -78,9 +75,9 @@ function Rules({ c }) {
       <thead><tr><th>Listen</th><th>Protocol</th><th>Targets</th><th>State</th><th>Owner</th></tr></thead>
       <tbody>${rows.length === 0 && html`<tr><td colspan="5" class="muted">No rules on this client.</td></tr>`}
       ${rows.map((r) => html`<tr data-rule=${r.rule_id}>
-        <td class="mono">${ruleListen(r)}${r.sni_pattern ? ' · ' + r.sni_pattern : ''}</td><td>${r.protocol}</td>
+        <td><a class="mono" href=${'#/rules/' + api.seg(r.rule_id)}>${ruleListen(r)}</a>${r.sni_pattern ? ' · ' + r.sni_pattern : ''}</td><td>${r.protocol}</td>
         <td class="mono small">${r.targets.map((t) => `${t.host}:${t.port}`).join(', ')}</td>
-        <td>${r.state}${r.reason ? ` (${r.reason})` : ''}</td><td>${r.owner}</td></tr>`)}
+        <td><${RuleState} rule=${r} /></td><td>${r.owner}</td></tr>`)}
       </tbody></table></div>`}</${Loaded}></div>`;
 }
 
