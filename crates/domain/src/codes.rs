@@ -101,6 +101,7 @@ codes! {
     Internal = "internal", 500, 1;
     // Local command-line failures, never sent over HTTP.
     TokenMissing = "token_missing", 400, 4;
+    ApplyIncomplete = "apply_incomplete", 409, 9;
     ServerUnreachable = "server_unreachable", 503, 7;
     StoreInUse = "store_in_use", 503, 75;
     SchemaTooNew = "schema_too_new", 500, 78;

@@ -38,6 +38,9 @@ async fn main() -> ExitCode {
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(cli::fleet::Exit(code)) = e.downcast_ref::<cli::fleet::Exit>() {
+                return ExitCode::from(*code);
+            }
             // The one place a failure becomes an exit code: domain errors by
             // the code table, everything else (config, I/O) is 1.
             let (code, text) = if let Some(d) = e.downcast_ref::<DomainError>() {

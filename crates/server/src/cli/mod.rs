@@ -2,6 +2,7 @@
 //! running server's HTTP API; store-maintenance commands open the data dir.
 
 mod access;
+pub mod fleet;
 mod http;
 mod maintenance_auth;
 mod offline;
@@ -90,6 +91,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Print the rules (and, for a superadmin, owner caps and grants) as a
+    /// fleet file.
+    Export(fleet::ExportArgs),
+    /// Show what `apply` would change; exit 0 when nothing, 1 when
+    /// something, 2 when the file is invalid.
+    Diff(fleet::DiffArgs),
+    /// Converge the server to a fleet file.
+    Apply(fleet::ApplyArgs),
     /// Per-owner rate-limit envelopes on a client.
     OwnerCap {
         #[command(subcommand)]
@@ -142,6 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             per_target,
             format,
         } => operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await,
+        Command::Export(args) => fleet::export(&api()?, &args).await,
+        Command::Diff(args) => fleet::diff(&api()?, &args).await,
+        Command::Apply(args) => fleet::apply(&api()?, &args).await,
         Command::OwnerCap { command } => {
             command.preflight()?;
             command.run(&api()?).await
