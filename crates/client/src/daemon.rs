@@ -7,7 +7,7 @@ use crate::cli::DaemonArgs;
 use crate::control::{Control, ControlConfig};
 use crate::enroll::CLIENT_VERSION;
 use crate::reconcile::Reconciler;
-use portunus_dataplane::{Engine, EngineConfig};
+use portunus_dataplane::{flows_for_descriptors, Engine, EngineConfig, FlowBudget};
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -76,7 +76,13 @@ pub async fn run(args: DaemonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut reconciler = Reconciler::new(Engine::new(EngineConfig::default()), drain);
+    let budget = FlowBudget::new(flows_for_descriptors(raise_nofile()));
+    tracing::info!(
+        udp_flow_budget = budget.limit(),
+        "UDP flows of all rules together"
+    );
+    let engine = Engine::new(EngineConfig::default()).with_flow_budget(budget);
+    let mut reconciler = Reconciler::new(engine, drain);
 
     let signal_name = tokio::select! {
         never = control.run(&mut reconciler) => match never {},
@@ -107,4 +113,20 @@ fn hostname() -> String {
         .find(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default()
+}
+
+/// Raises the soft descriptor limit to the hard one (an edge's work is
+/// descriptors) and returns the limit in force.
+fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => {
+            tracing::info!(nofile = n, "descriptor limit");
+            n
+        }
+        Err(e) => {
+            let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+            tracing::warn!(error = %e, nofile = soft, "cannot raise the descriptor limit");
+            soft
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::sni::SniPorts;
 use crate::stats::RuleCounters;
 use crate::target::Dialer;
 use crate::tcp;
-use crate::udp;
+use crate::udp::{self, FlowBudget};
 use portunus_domain::rule::{Limits, Protocol, RateLimit, RuleSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -57,6 +57,8 @@ struct Shared {
     /// owner's rules. An owner keeps its cell once seen, so a deleted and
     /// re-set envelope still counts the connections that are open.
     owners: Mutex<HashMap<String, Arc<LimitCell>>>,
+    /// Caps the UDP flows (each holds a socket) of all rules together.
+    flow_budget: FlowBudget,
 }
 
 /// The engine enforces no range cap of its own: the server already checked
@@ -79,9 +81,28 @@ impl Engine {
                 resolver,
                 sni_ports: SniPorts::default(),
                 owners: Mutex::default(),
+                flow_budget: FlowBudget::unlimited(),
             }),
             copy_mode: CopyMode::Auto,
         }
+    }
+
+    /// An engine whose UDP flows, all rules together, stay within `budget`.
+    /// Call before any rule starts.
+    pub fn with_flow_budget(self, budget: FlowBudget) -> Engine {
+        let shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| panic!("with_flow_budget on an engine already shared"));
+        Engine {
+            shared: Arc::new(Shared {
+                flow_budget: budget,
+                ..shared
+            }),
+            copy_mode: self.copy_mode,
+        }
+    }
+
+    pub fn flow_budget(&self) -> FlowBudget {
+        self.shared.flow_budget.clone()
     }
 
     /// Chooses how rules started from this engine value copy TCP bytes.

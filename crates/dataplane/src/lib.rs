@@ -47,3 +47,4 @@ pub use engine::{CopyMode, Engine, EngineConfig};
 pub use error::{ActivationError, ActivationReason};
 pub use handle::RuleHandle;
 pub use stats::{PortStats, RuleStats, TargetStats};
+pub use udp::{flows_for_descriptors, FlowBudget};

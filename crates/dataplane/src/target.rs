@@ -56,6 +56,24 @@ pub(crate) enum TargetError {
     PortOutOfRange { base: u32, offset: u16 },
 }
 
+impl TargetError {
+    /// The edge itself is out of descriptors or memory: the target is not
+    /// to blame, and no other target would fare better now.
+    pub(crate) fn is_local(&self) -> bool {
+        match self {
+            TargetError::Connect { source, .. } => is_local_exhaustion(source),
+            _ => false,
+        }
+    }
+}
+
+fn is_local_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DialError {
     #[error("all {tried} targets failed, last: {last}")]
@@ -120,6 +138,16 @@ impl Dialer {
             let target = &self.targets[index];
             let per_target = counters.target(index);
             let result = self.dial_target(target, offset).await;
+            let result = match result {
+                Err(e) if e.is_local() => {
+                    debug!(host = %target.host, error = %e, "no descriptor or memory to dial; the target is not blamed");
+                    return Err(DialError::AllFailed {
+                        tried: attempt + 1,
+                        last: e,
+                    });
+                }
+                other => other,
+            };
             if let Some(t) = per_target {
                 let counter = match &result {
                     Ok(_) => &t.connects_ok,
@@ -226,6 +254,31 @@ mod tests {
             priority,
             proxy_protocol: None,
         }
+    }
+
+    #[test]
+    fn local_exhaustion_is_not_the_targets_fault() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let connect = |errno| TargetError::Connect {
+            addr,
+            source: io::Error::from_raw_os_error(errno),
+        };
+        for (errno, local) in [
+            (libc::EMFILE, true),
+            (libc::ENFILE, true),
+            (libc::ENOBUFS, true),
+            (libc::ENOMEM, true),
+            (libc::ECONNREFUSED, false),
+            (libc::ETIMEDOUT, false),
+            (libc::EHOSTUNREACH, false),
+        ] {
+            assert_eq!(connect(errno).is_local(), local, "errno {errno}");
+        }
+        let out_of_range = TargetError::PortOutOfRange {
+            base: 65535,
+            offset: 1,
+        };
+        assert!(!out_of_range.is_local());
     }
 
     #[test]

@@ -164,14 +164,52 @@ fn admit(rule: &TcpRule, stream: &TcpStream, peer: SocketAddr) -> Option<Admissi
     }
 }
 
-/// Logs a failed accept and waits as long as `accept_pause` says.
+/// Logs a failed accept and waits as long as `accept_pause` says. Under
+/// descriptor exhaustion every listener fails ten times a second, so the
+/// warning is given at most once per `ACCEPT_WARN_EVERY` process-wide, with
+/// the count of those it stood for.
 pub(crate) async fn pause_after(error: &io::Error) {
     match accept_pause(error) {
         None => debug!(%error, "accept failed"),
         Some(pause) => {
-            warn!(%error, "accept failed, pausing");
+            match ACCEPT_WARNINGS.admit(Instant::now()) {
+                Some(suppressed) => warn!(%error, suppressed, "accept failed, pausing"),
+                None => debug!(%error, "accept failed, pausing"),
+            }
             tokio::time::sleep(pause).await;
         }
+    }
+}
+
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+static ACCEPT_WARNINGS: LogGate = LogGate::new(ACCEPT_WARN_EVERY);
+
+/// Lets one log line through per period and counts the rest.
+pub(crate) struct LogGate {
+    every: Duration,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogGate {
+    pub(crate) const fn new(every: Duration) -> LogGate {
+        LogGate {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be
+    /// written at `now`.
+    pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, held) = &mut *state;
+        if last.is_some_and(|l| now.duration_since(l) < self.every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
     }
 }
 
@@ -285,6 +323,18 @@ fn set_nodelay(upstream: &TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_gate_lets_one_line_through_per_period() {
+        let gate = LogGate::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(gate.admit(t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(gate.admit(t0 + Duration::from_secs(i)), None);
+        }
+        assert_eq!(gate.admit(t0 + Duration::from_secs(10)), Some(5));
+        assert_eq!(gate.admit(t0 + Duration::from_secs(11)), None);
+    }
 
     #[test]
     fn accept_pause_table() {

@@ -12,6 +12,7 @@
 //! **Invariant:** memory does not grow per flow beyond its small state;
 //! every receive borrows its worker thread's one buffer set (`io.rs`).
 
+mod budget;
 mod io;
 mod port;
 mod table;
@@ -31,6 +32,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracing::{debug_span, Instrument};
 use upstream::Targets;
+
+pub use budget::{flows_for_descriptors, FlowBudget};
 
 /// What the port tasks of one UDP rule share.
 pub(crate) struct UdpRule {

@@ -74,11 +74,17 @@ impl Log {
         self.lines().join("\n")
     }
 
-    /// The first JSON log line whose message is `msg`.
+    /// The fields of the first JSON log line whose message is `msg`: the
+    /// server flattens them into the line, the client nests them under
+    /// `fields`.
     pub fn find_json(&self, msg: &str) -> Option<Value> {
         self.lines()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| match v.get("fields") {
+                Some(fields) if fields.is_object() => fields.clone(),
+                _ => v,
+            })
             .find(|v| v["message"] == msg)
     }
 }
@@ -367,7 +373,22 @@ pub struct Client {
 
 impl Client {
     pub fn start(bundle: &Path) -> Client {
-        let mut cmd = client_cmd(bundle.parent().unwrap());
+        Self::spawn(client_cmd(bundle.parent().unwrap()), bundle)
+    }
+
+    /// The client under a descriptor limit of `nofile` (soft and hard),
+    /// applied by prlimit(1) from util-linux.
+    pub fn start_with_nofile(bundle: &Path, nofile: u64) -> Client {
+        let mut cmd = Command::new("prlimit");
+        clean_env(&mut cmd, bundle.parent().unwrap());
+        cmd.stdin(Stdio::null())
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(bin("portunus-client"));
+        Self::spawn(cmd, bundle)
+    }
+
+    fn spawn(mut cmd: Command, bundle: &Path) -> Client {
         cmd.arg("--bundle")
             .arg(bundle)
             .args([

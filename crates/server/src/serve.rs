@@ -81,6 +81,11 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     file.advertised_endpoint = args.advertised_endpoint.or(file.advertised_endpoint);
     let config = file.resolve(data_dir)?;
     logging::init(config.log_format, "info");
+    // Every client stream and API connection is a descriptor.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(nofile = n, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     use crate::maintenance::fscheck;
     if let fscheck::Verdict::Allowed(reason) = fscheck::check(data_dir, args.allow_unsafe_data_dir)?
     {

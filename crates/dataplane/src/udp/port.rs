@@ -97,7 +97,7 @@ struct Port {
 pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
     let port_index = usize::from(offset);
     let mut port = Port {
-        table: FlowTable::new(rule.counters.clone(), port_index),
+        table: FlowTable::new(rule.counters.clone(), rule.engine.flow_budget(), port_index),
         shared: Arc::new(Shared {
             listen,
             counters: rule.counters.clone(),

@@ -1,6 +1,7 @@
 //! The flows of one listen port, keyed by source address, under the
 //! rule-wide flow cap. Pure bookkeeping: no sockets, the clock passed in.
 
+use super::budget::{BudgetPlace, FlowBudget};
 use crate::limit::{Admission, Reject};
 use crate::stats::{FlowGuard, RuleCounters};
 use std::collections::hash_map::Entry as Slot;
@@ -46,8 +47,9 @@ pub(crate) enum Admit<'a, F> {
     Existing(FlowId, &'a mut F),
     /// A flow admitted just now under the cap.
     New(FlowId, &'a mut F),
-    /// The rule is at its cap: the datagram is to be dropped and counted.
-    /// No flow is evicted to make room.
+    /// The rule is at its cap, or the engine's flow budget is spent: the
+    /// datagram is to be dropped and counted. No flow is evicted to make
+    /// room.
     Overflow,
     /// A rate limit refused the new flow: the datagram is to be dropped.
     Refused(Reject),
@@ -59,20 +61,23 @@ struct Entry<F> {
     last_inbound: Millis,
     value: F,
     _place: FlowGuard,
+    _budget: BudgetPlace,
     _admission: Admission,
 }
 
 pub(crate) struct FlowTable<F> {
     counters: Arc<RuleCounters>,
+    budget: FlowBudget,
     port_index: usize,
     flows: HashMap<SocketAddr, Entry<F>>,
     next_id: FlowId,
 }
 
 impl<F> FlowTable<F> {
-    pub(crate) fn new(counters: Arc<RuleCounters>, port_index: usize) -> Self {
+    pub(crate) fn new(counters: Arc<RuleCounters>, budget: FlowBudget, port_index: usize) -> Self {
         FlowTable {
             counters,
+            budget,
             port_index,
             flows: HashMap::new(),
             next_id: 0,
@@ -114,6 +119,9 @@ impl<F> FlowTable<F> {
                 else {
                     return Admit::Overflow;
                 };
+                let Some(budget) = self.budget.try_take() else {
+                    return Admit::Overflow;
+                };
                 let admission = match gate() {
                     Ok(admission) => admission,
                     Err(reject) => return Admit::Refused(reject),
@@ -126,6 +134,7 @@ impl<F> FlowTable<F> {
                     last_inbound: now,
                     value: make(),
                     _place: place,
+                    _budget: budget,
                     _admission: admission,
                 });
                 Admit::New(id, &mut entry.value)
@@ -197,7 +206,7 @@ mod tests {
     #[test]
     fn cap_admits_then_overflows_without_evicting() {
         let c = counters(1);
-        let mut t = FlowTable::new(c.clone(), 0);
+        let mut t = FlowTable::new(c.clone(), FlowBudget::unlimited(), 0);
         let mut ids = Vec::new();
         for p in 1..=3 {
             match t.admit(src(p), 0, 3, || p) {
@@ -223,9 +232,33 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_budget_binds_across_rules_and_keeps_existing_flows() {
+        let budget = FlowBudget::new(2);
+        let (a, b) = (counters(1), counters(1));
+        let mut ta = FlowTable::new(a.clone(), budget.clone(), 0);
+        let mut tb = FlowTable::new(b.clone(), budget.clone(), 0);
+        let first = admitted(ta.admit(src(1), 0, 100, || ())).unwrap();
+        assert!(admitted(tb.admit(src(2), 0, 100, || ())).is_some());
+        // Both rules are far below their own caps; the budget is spent.
+        assert!(matches!(ta.admit(src(3), 0, 100, || ()), Admit::Overflow));
+        assert!(matches!(tb.admit(src(4), 0, 100, || ()), Admit::Overflow));
+        assert_eq!(
+            a.snapshot().active_flows,
+            1,
+            "a refused flow holds no place"
+        );
+        // The flows already there keep working.
+        assert!(matches!(ta.admit(src(1), 1, 100, || ()), Admit::Existing(id, _) if id == first));
+        assert_eq!(budget.used(), 2);
+        ta.remove(src(1), first);
+        assert_eq!(budget.used(), 1);
+        assert!(admitted(tb.admit(src(4), 2, 100, || ())).is_some());
+    }
+
+    #[test]
     fn removing_a_flow_frees_its_place() {
         let c = counters(1);
-        let mut t = FlowTable::new(c.clone(), 0);
+        let mut t = FlowTable::new(c.clone(), FlowBudget::unlimited(), 0);
         let id = admitted(t.admit(src(1), 0, 1, || ())).unwrap();
         assert!(admitted(t.admit(src(2), 0, 1, || ())).is_none());
         assert_eq!(t.remove(src(1), id), Some(()));
@@ -238,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_stale_id_cannot_remove_the_next_flow_of_a_source() {
-        let mut t = FlowTable::new(counters(1), 0);
+        let mut t = FlowTable::new(counters(1), FlowBudget::unlimited(), 0);
         let old = admitted(t.admit(src(1), 0, 8, || "old")).unwrap();
         assert_eq!(t.remove(src(1), old), Some("old"));
         let new = admitted(t.admit(src(1), 0, 8, || "new")).unwrap();
@@ -251,7 +284,9 @@ mod tests {
     #[test]
     fn the_cap_is_shared_by_the_ports_of_a_range() {
         let c = counters(3);
-        let mut tables: Vec<FlowTable<()>> = (0..3).map(|i| FlowTable::new(c.clone(), i)).collect();
+        let mut tables: Vec<FlowTable<()>> = (0..3)
+            .map(|i| FlowTable::new(c.clone(), FlowBudget::unlimited(), i))
+            .collect();
         for (i, t) in tables.iter_mut().enumerate() {
             assert!(admitted(t.admit(src(1), 0, 3, || ())).is_some(), "port {i}");
         }
@@ -288,7 +323,7 @@ mod tests {
     #[test]
     fn idle_lists_only_flows_quiet_for_the_whole_timeout() {
         // The value is when the flow last carried a reply.
-        let mut t = FlowTable::new(counters(1), 0);
+        let mut t = FlowTable::new(counters(1), FlowBudget::unlimited(), 0);
         let a = admitted(t.admit(src(1), 0, 8, || 0)).unwrap();
         let b = admitted(t.admit(src(2), 0, 8, || 0)).unwrap();
         let c = admitted(t.admit(src(3), 0, 8, || 0)).unwrap();
@@ -322,7 +357,7 @@ mod tests {
             rule: Arc::new(LimitCell::new(Some(&cap), t0)),
         };
         let c = counters(1);
-        let mut t = FlowTable::new(c.clone(), 0);
+        let mut t = FlowTable::new(c.clone(), FlowBudget::unlimited(), 0);
         let gate = || limits.admit(t0);
         let a = admitted(t.try_admit(src(1), 0, 8, gate, || ())).unwrap();
         assert!(matches!(
