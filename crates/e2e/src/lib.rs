@@ -138,12 +138,29 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, opts: ServerOptions) -> Server {
+        Self::launch(dir, opts, None)
+    }
+
+    /// A bootstrapped server under a descriptor limit of `nofile` (soft
+    /// and hard), applied by prlimit(1) from util-linux.
+    pub fn bootstrapped_with_nofile(dir: &Path, nofile: u64) -> Server {
+        let token = bootstrap_superadmin(dir);
+        let opts = ServerOptions {
+            extra_args: vec![],
+            env: vec![],
+        };
+        let mut s = Self::launch(dir, opts, Some(nofile));
+        s.token = Some(token);
+        s
+    }
+
+    fn launch(dir: &Path, opts: ServerOptions, nofile: Option<u64>) -> Server {
         std::fs::create_dir_all(dir).unwrap();
         let toml = dir.join("server.toml");
         if !toml.exists() {
             std::fs::write(&toml, SERVER_TOML).unwrap();
         }
-        let mut child = Self::spawn(dir, &opts);
+        let mut child = Self::spawn(dir, &opts, nofile);
         let log = Log::default();
         log.follow(child.stderr.take().unwrap());
         let listening = wait_for("server to listen", DEADLINE, || {
@@ -165,8 +182,17 @@ impl Server {
         }
     }
 
-    fn spawn(dir: &Path, opts: &ServerOptions) -> Child {
-        let mut cmd = Command::new(bin("portunus-server"));
+    fn spawn(dir: &Path, opts: &ServerOptions, nofile: Option<u64>) -> Child {
+        let mut cmd = match nofile {
+            None => Command::new(bin("portunus-server")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(bin("portunus-server"));
+                c
+            }
+        };
         clean_env(&mut cmd, dir);
         cmd.arg("--data-dir")
             .arg(dir)

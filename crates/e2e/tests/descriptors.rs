@@ -1,12 +1,14 @@
-//! Descriptor budgets on the edge: a client held to 1,024 descriptors
+//! Descriptor budgets. On the edge: a client held to 1,024 descriptors
 //! takes a flood of new UDP sources (one datagram each, as spoofed sources
 //! would send) without starving the rest of the edge: its TCP rule keeps
 //! forwarding, a new push still binds, the flow that was there first keeps
-//! answering, and the refused flows are counted.
+//! answering, and the refused flows are counted. On the control plane:
+//! idle connections to the public control port cannot starve the API.
 
 use portunus_e2e::net::{echo_ok, echo_server, free_port, loopback, udp_ask, udp_echo_server};
 use portunus_e2e::{poll_until, wait_connected, wait_for, Client, Server, DEADLINE};
-use std::net::UdpSocket;
+use std::io::Read;
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const NOFILE: u64 = 1024;
@@ -115,4 +117,72 @@ fn a_udp_source_flood_cannot_spend_the_edges_descriptors() {
         !client.log.text().contains("Too many open files"),
         "the edge never ran out of descriptors"
     );
+}
+
+/// The control port is public: connections that never start TLS must not
+/// spend the server's descriptors. A server held to 1,024 descriptors takes
+/// 1,100 idle connections and still answers its API at once, enrolls a new
+/// edge, keeps the connected one, and closes the idle ones by the TLS
+/// handshake deadline.
+#[test]
+fn idle_connections_cannot_take_the_control_plane_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bootstrapped_with_nofile(&dir.path().join("srv"), NOFILE);
+    let edge = dir.path().join("edge").join("client.bundle.json");
+    std::fs::create_dir_all(edge.parent().unwrap()).unwrap();
+    server.enroll("edge-01", &edge);
+    let _client = Client::start(&edge);
+    wait_connected(&server, "edge-01", true);
+
+    // The idle connections come from another address than the edges
+    // (127.0.0.2; all of 127/8 is loopback), as an attacker's would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut idle = Vec::with_capacity(SOURCES);
+    while idle.len() < SOURCES && Instant::now() < deadline {
+        idle.push(connect_from("127.0.0.2", server.control));
+    }
+    assert_eq!(idle.len(), SOURCES);
+
+    // The operator API answers at once, and a new edge enrolls through
+    // the same control port.
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let asked = Instant::now();
+    let clients: serde_json::Value = http
+        .get(format!("{}/v1/clients", server.url()))
+        .bearer_auth(server.token.as_deref().unwrap())
+        .send()
+        .expect("the API answers within 2 s")
+        .json()
+        .unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    assert_eq!(clients[0]["connected"], true, "the edge kept its stream");
+    let second = dir.path().join("edge2").join("client.bundle.json");
+    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
+    server.enroll("edge-02", &second);
+
+    // Every idle connection is closed by the handshake deadline or at once.
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    wait_for("the idle connections to be closed", DEADLINE, || {
+        let mut buf = [0u8; 1];
+        idle.retain(|mut s| match s.read(&mut buf) {
+            Ok(0) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            _ => false,
+        });
+        idle.is_empty().then_some(())
+    });
+    assert!(!server.log.text().contains("Too many open files"));
+}
+
+fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    s.into()
 }

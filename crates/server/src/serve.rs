@@ -3,7 +3,7 @@
 
 use crate::advertised::EndpointResolver;
 use crate::config::{FileConfig, LogFormat};
-use crate::control::ControlService;
+use crate::control::{incoming, ControlService};
 use crate::datadir::{self, DirLock};
 use crate::state::{ServerState, Shared};
 use crate::store::{users, Store};
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 #[derive(Debug, Clone, clap::Args, Default)]
 pub struct ServeArgs {
@@ -141,17 +141,13 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         }
     };
 
+    let acceptor = incoming::acceptor(&material.cert_pem, &material.key_pem)?;
     let grpc = Server::builder()
-        .tls_config(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(&material.cert_pem, &material.key_pem)),
-        )
-        .context("invalid TLS identity")?
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(ControlServer::new(ControlService::new(state.clone())))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(control),
+            incoming::tls_streams(control, acceptor, incoming::Limits::default()),
             stopped(),
         );
     let grpc = tokio::spawn(grpc);

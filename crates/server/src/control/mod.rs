@@ -1,5 +1,6 @@
 //! The control-stream service clients dial over TLS.
 
+pub mod incoming;
 pub mod registry;
 mod service;
 
