@@ -166,7 +166,13 @@ pub fn load(path: &Path) -> Result<Credentials, BundleError> {
     };
     let file = fs::File::open(path).map_err(read_err)?;
     // The mode is taken from the open file, so it is the mode of what is read.
-    let mode = file.metadata().map_err(read_err)?.permissions().mode() & 0o7777;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(read_err(io::Error::other(
+            "it is a directory; give the path of the bundle file (client.bundle.json)",
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(BundleError::TooOpen {
             path: path.to_path_buf(),

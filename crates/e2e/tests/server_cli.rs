@@ -95,6 +95,28 @@ fn unknown_config_key_is_named() {
 }
 
 #[test]
+fn a_configured_certificate_that_is_missing_is_an_error_not_a_new_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (
+        dir.path().join("tls/edge.crt"),
+        dir.path().join("tls/edge.key"),
+    );
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!(
+            "{}tls_cert_path = \"{}\"\ntls_key_path = \"{}\"\n",
+            portunus_e2e::SERVER_TOML,
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out = run_server_cli(dir.path(), None, None, &["serve"]);
+    expect_fail(&out, 1, &cert.display().to_string());
+    assert!(!cert.exists() && !key.exists(), "no identity was minted");
+}
+
+#[test]
 fn newer_schema_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_server_cli(

@@ -44,6 +44,9 @@ pub struct Config {
     pub operator_http_public_origin: Option<String>,
     pub tls_cert_path: PathBuf,
     pub tls_key_path: PathBuf,
+    /// The paths were set by the operator: a missing file there is an
+    /// error, never a reason to mint a new identity.
+    pub tls_configured: bool,
     pub operator_token: Option<String>,
     pub shutdown_drain_timeout_secs: u64,
     pub log_format: LogFormat,
@@ -104,7 +107,9 @@ impl FileConfig {
             "session_max_lifetime_secs must be in session_idle_timeout_secs..=31536000, got {}",
             sessions.max_secs
         );
+        let tls_configured = self.tls_cert_path.is_some() || self.tls_key_path.is_some();
         Ok(Config {
+            tls_configured,
             control_listen: self
                 .control_listen
                 .unwrap_or_else(|| DEFAULT_CONTROL_LISTEN.parse().expect("valid default")),

@@ -92,7 +92,11 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         tracing::warn!(data_dir = %data_dir.display(), "the data dir is on {reason}; serving anyway as allowed");
     }
 
-    if tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)? {
+    if tls::ensure_generated(
+        &config.tls_cert_path,
+        &config.tls_key_path,
+        !config.tls_configured,
+    )? {
         tracing::info!(cert = %config.tls_cert_path.display(), "generated a self-signed server certificate");
     }
     let material = tls::load(&config.tls_cert_path, &config.tls_key_path)?;

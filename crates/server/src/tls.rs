@@ -28,10 +28,29 @@ fn local_hostname() -> Option<String> {
 }
 
 /// Creates a self-signed certificate (SAN: hostname, localhost, 127.0.0.1)
-/// and its key when the certificate is missing. The key is written 0600.
-pub fn ensure_generated(cert_path: &Path, key_path: &Path) -> Result<bool> {
+/// and its key when both are missing and `may_generate` (the default
+/// paths). The key is written 0600. A new identity makes every enrolled
+/// client fail its pin, so a configured path that is missing, or a key
+/// without its certificate, is an error instead.
+pub fn ensure_generated(cert_path: &Path, key_path: &Path, may_generate: bool) -> Result<bool> {
     if cert_path.exists() {
         return Ok(false);
+    }
+    if !may_generate {
+        bail!(
+            "the TLS certificate {} (tls_cert_path in server.toml) does not exist; \
+             restore it, or remove tls_cert_path and tls_key_path to use a generated one",
+            cert_path.display()
+        );
+    }
+    if key_path.exists() {
+        bail!(
+            "the TLS certificate {} is missing but its key {} exists; restore the certificate \
+             (a new identity would make every enrolled client fail its pin), or move the key \
+             away to generate both",
+            cert_path.display(),
+            key_path.display()
+        );
     }
     let mut names: Vec<String> = local_hostname().into_iter().collect();
     if !names.iter().any(|n| n == "localhost") {
@@ -99,8 +118,8 @@ mod tests {
     fn generates_once_and_refuses_loose_key() {
         let dir = tempfile::tempdir().unwrap();
         let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
-        assert!(ensure_generated(&c, &k).unwrap());
-        assert!(!ensure_generated(&c, &k).unwrap());
+        assert!(ensure_generated(&c, &k, true).unwrap());
+        assert!(!ensure_generated(&c, &k, true).unwrap());
         let mode = std::fs::metadata(&k).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let m = load(&c, &k).unwrap();
@@ -108,5 +127,25 @@ mod tests {
         std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = load(&c, &k).err().unwrap().to_string();
         assert!(err.contains("0640"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_certificate_is_generated_only_where_that_is_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        let err = ensure_generated(&c, &k, false).unwrap_err().to_string();
+        assert!(
+            err.contains("tls_cert_path") && err.contains("server.crt"),
+            "{err}"
+        );
+        assert!(!c.exists() && !k.exists(), "nothing was minted");
+        assert!(ensure_generated(&c, &k, true).unwrap());
+        std::fs::remove_file(&c).unwrap();
+        let err = ensure_generated(&c, &k, true).unwrap_err().to_string();
+        assert!(
+            err.contains("certificate") && err.contains("its key"),
+            "{err}"
+        );
+        assert!(!err.contains("File exists"), "{err}");
     }
 }

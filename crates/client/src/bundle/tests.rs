@@ -62,6 +62,14 @@ fn write_replaces_a_looser_existing_file() {
 }
 
 #[test]
+fn a_directory_given_as_the_bundle_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = load(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("it is a directory"), "{err}");
+    assert!(!err.contains("chmod"), "{err}");
+}
+
+#[test]
 fn load_refuses_files_readable_by_others() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("client.bundle.json");

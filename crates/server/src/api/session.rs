@@ -73,16 +73,23 @@ pub fn failed(state: &Shared, keys: &[Key], reason: &str, err: ApiError) -> ApiE
     err
 }
 
-/// Display names: 1..=128 characters, no control characters.
+/// Characters that reorder text when displayed (bidirectional controls):
+/// in a name they can make a list lie about who is who.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Display names: 1..=128 characters, no control or bidi characters.
 pub fn validate_display_name(name: &str) -> Result<(), DomainError> {
     let n = name.chars().count();
-    if (1..=128).contains(&n) && !name.chars().any(char::is_control) && !name.trim().is_empty() {
+    let clean = !name.chars().any(|c| c.is_control() || is_bidi_control(c));
+    if (1..=128).contains(&n) && clean && !name.trim().is_empty() {
         Ok(())
     } else {
         Err(DomainError::field(
             ErrorCode::InvalidRequest,
             "display_name",
-            "must be 1-128 characters without control characters",
+            "must be 1-128 characters without control or bidirectional-override characters",
         ))
     }
 }
@@ -288,7 +295,14 @@ mod tests {
     #[test]
     fn names() {
         assert!(validate_display_name("Alice Example").is_ok());
-        for bad in ["", "   ", "a\nb", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            &"x".repeat(129),
+            "adm\u{202E}nimda",
+            "a\u{2066}b",
+        ] {
             assert!(validate_display_name(bad).is_err(), "{bad:?}");
         }
         assert!(validate_new_user_id("alice").is_ok());

@@ -42,7 +42,11 @@ pub fn enroll_client(
         file.advertised_endpoint = Some(seed);
     }
     let config = file.resolve(data_dir)?;
-    crate::tls::ensure_generated(&config.tls_cert_path, &config.tls_key_path)?;
+    crate::tls::ensure_generated(
+        &config.tls_cert_path,
+        &config.tls_key_path,
+        !config.tls_configured,
+    )?;
     let material = crate::tls::load(&config.tls_cert_path, &config.tls_key_path)?;
     let store = open_store(data_dir)?;
     let resolver = crate::advertised::EndpointResolver::new(

@@ -120,18 +120,42 @@ pub fn schema_version(conn: &Connection) -> StoreResult<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// Creates the database file 0600 (or tightens an existing one) before
+/// SQLite opens it: SQLite gives its -wal and -shm files the database's
+/// mode, so the whole state is private whatever the directory's mode or
+/// the umask.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database. Refuses a
     /// schema newer than this binary before touching anything.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        if path.exists()
-            && !has_sqlite_header(path).map_err(|e| StoreError::Internal(e.to_string()))?
-        {
+        // An empty file is an empty database to SQLite (and what
+        // `owner_only` leaves if the first open is interrupted).
+        let empty = std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        if !empty && !has_sqlite_header(path).map_err(|e| StoreError::Internal(e.to_string()))? {
             return Err(StoreError::Corrupt(format!(
                 "{} has no SQLite header",
                 path.display()
             )));
         }
+        owner_only(path).map_err(|e| {
+            StoreError::Internal(format!("cannot make {} private: {e}", path.display()))
+        })?;
         let mut conn = Connection::open(path)?;
         let found = schema_version(&conn)?;
         if found > LATEST_VERSION {
@@ -220,6 +244,32 @@ mod tests {
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, b"definitely not sqlite").unwrap();
         assert!(matches!(Store::open(&junk), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_state_is_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .blocking(|c| {
+                c.execute("CREATE TABLE t (x)", [])?;
+                Ok(())
+            })
+            .unwrap();
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let p = dir.path().join(name);
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+        drop(store);
+        // A looser file is tightened on open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
