@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod net;
+pub mod tools;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

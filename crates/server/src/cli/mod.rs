@@ -19,7 +19,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "portunus-server",
-    version,
+    version = portunus_about::LONG,
     about = "Portunus control plane",
     propagate_version = true
 )]
@@ -101,6 +101,9 @@ pub enum Command {
     /// Users, credentials, grants, password recovery, the setup token, audit.
     #[command(flatten)]
     Access(access::AccessCommand),
+    // completions, man: generated from these definitions.
+    #[command(flatten)]
+    Docs(portunus_about::DocsCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -148,5 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Storage(command) => command.run(&data_dir),
         Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
+        Command::Docs(command) => {
+            use clap::CommandFactory;
+            Ok(command.run(Cli::command())?)
+        }
     }
 }
