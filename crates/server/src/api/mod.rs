@@ -103,9 +103,15 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::
             .store
             .call(|c| crate::store::users::has_active_superadmin(c))
             .await?;
-    Ok(Json(
-        serde_json::json!({ "onboarding_required": !bootstrapped }),
-    ))
+    // Public like the rest of this route: the console shows it before
+    // sign-in, and a monitor can tell which build answers without a token.
+    Ok(Json(serde_json::json!({
+        "onboarding_required": !bootstrapped,
+        "version": portunus_about::RELEASE,
+        "commit": portunus_about::COMMIT,
+        "build_date": portunus_about::BUILD_DATE,
+        "wire_version": portunus_proto::WIRE_VERSION,
+    })))
 }
 
 async fn metrics_mirror(

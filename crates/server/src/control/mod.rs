@@ -4,3 +4,6 @@ pub mod registry;
 mod service;
 
 pub use service::ControlService;
+
+#[cfg(test)]
+mod tests;
