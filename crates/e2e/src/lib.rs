@@ -351,6 +351,14 @@ pub fn run_server_cli_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("wait for portunus-server")
 }
 
+/// `portunus-server` with a clean environment and HOME at `home`.
+pub fn server_cmd(home: &Path) -> Command {
+    let mut cmd = Command::new(bin("portunus-server"));
+    clean_env(&mut cmd, home);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
 /// `portunus-client` with a clean environment and HOME at `home`.
 pub fn client_cmd(home: &Path) -> Command {
     let mut cmd = Command::new(bin("portunus-client"));

@@ -138,6 +138,14 @@ fn man_pages_come_from_the_command_definitions() {
         push.contains("\\-\\-targets\\-json"),
         "flags are documented"
     );
+    // serve's page lists every server.toml key with its variable.
+    let serve = std::fs::read_to_string(tmp.path().join("man1/portunus-server-serve.1")).unwrap();
+    for var in [
+        "PORTUNUS_CONTROL_LISTEN",
+        "PORTUNUS_SESSION_MAX_LIFETIME_SECS",
+    ] {
+        assert!(serve.contains(var), "{var} in the serve page");
+    }
 }
 
 /// What `--version` prints after the binary's name.

@@ -63,3 +63,56 @@ fn auth_status_and_the_welcome_carry_both_builds() {
         "a current client is not warned about"
     );
 }
+
+#[test]
+fn environment_beats_server_toml_and_a_flag_beats_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("srv");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Out of range: the server refuses to start on the file alone.
+    std::fs::write(
+        dir.join("server.toml"),
+        format!("{SERVER_TOML}udp_flow_idle_secs = 5\n"),
+    )
+    .unwrap();
+    let refused = server_cmd(&dir)
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("serve")
+        .output()
+        .unwrap();
+    expect_fail(&refused, 1, "udp_flow_idle_secs must be in 30..=300");
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let env = [
+        ("PORTUNUS_UDP_FLOW_IDLE_SECS", "45"),
+        ("PORTUNUS_METRICS_LISTEN", busy.as_str()),
+    ];
+    // The variable fixes the idle time; a variable naming a busy metrics
+    // port wins over the file's ephemeral one.
+    let out = server_cmd(&dir)
+        .envs(env)
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("serve")
+        .output()
+        .unwrap();
+    expect_fail(
+        &out,
+        1,
+        &format!("cannot bind the metrics listener on {busy}"),
+    );
+
+    // The flag beats the variable.
+    let opts = ServerOptions {
+        extra_args: vec!["--metrics-listen".into(), "127.0.0.1:0".into()],
+        env: env
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let server = Server::start_with(&dir, opts);
+    assert_ne!(server.metrics.to_string(), busy);
+    assert!(server.metrics_text().contains("portunus_clients_connected"));
+}

@@ -25,13 +25,12 @@ mod throttle;
 mod timefmt;
 mod tls;
 
-use clap::Parser;
 use portunus_domain::DomainError;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     if !matches!(cli.command, cli::Command::Serve(_)) {
         logging::init(config::LogFormat::Compact, "warn");
     }

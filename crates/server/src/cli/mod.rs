@@ -106,6 +106,22 @@ pub enum Command {
     Docs(portunus_about::DocsCommand),
 }
 
+/// The command line as clap sees it, with the settings table in `serve`'s
+/// long help, so that `serve --help` and its man page list every key.
+pub fn command_definition() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("serve", |serve| {
+        serve.after_long_help(crate::config::help_text())
+    })
+}
+
+/// Parses the process's arguments; exits with clap's message on an error.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command_definition().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli
         .data_dir
@@ -151,9 +167,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Storage(command) => command.run(&data_dir),
         Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
-        Command::Docs(command) => {
-            use clap::CommandFactory;
-            Ok(command.run(Cli::command())?)
-        }
+        Command::Docs(command) => Ok(command.run(command_definition())?),
     }
 }
