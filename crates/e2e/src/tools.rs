@@ -30,6 +30,21 @@ pub fn run_tool(cmd: &mut Command, package: &str) -> Output {
     })
 }
 
+/// Runs SQL statements with Python's sqlite3 (the tests do not link
+/// SQLite). Values are formatted in by the caller: ids and numbers only.
+pub fn sql_exec(db: &Path, script: &str) {
+    let status = run_tool(
+        Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()")
+            .arg(db)
+            .arg(script),
+        "python3",
+    )
+    .status;
+    assert!(status.success(), "sqlite script failed: {script}");
+}
+
 /// Stdout of a command that must have succeeded.
 pub fn success_stdout(out: &Output) -> String {
     assert!(

@@ -1,7 +1,7 @@
 //! What an operator sees of a running fleet beyond its rules: which builds
 //! talk to each other.
 
-use portunus_e2e::tools::success_stdout;
+use portunus_e2e::tools::{sql_exec, success_stdout};
 use portunus_e2e::*;
 use serde_json::Value;
 use std::process::Command;
@@ -115,4 +115,67 @@ fn environment_beats_server_toml_and_a_flag_beats_both() {
     let server = Server::start_with(&dir, opts);
     assert_ne!(server.metrics.to_string(), busy);
     assert!(server.metrics_text().contains("portunus_clients_connected"));
+}
+
+/// The retention task's first pass, shortly after start, applies both
+/// limits and counts what it deleted.
+#[test]
+fn audit_retention_prunes_old_rows_and_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("srv");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("server.toml"),
+        format!("{SERVER_TOML}audit_retention_days = 30\naudit_max_rows = 2\n"),
+    )
+    .unwrap();
+    let token = bootstrap_superadmin(&dir);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut script = String::new();
+    // Five rows from 1970, then three from the last minute.
+    for at in [
+        1_000,
+        2_000,
+        3_000,
+        4_000,
+        5_000,
+        now_ms - 3_000,
+        now_ms - 2_000,
+        now_ms - 1_000,
+    ] {
+        script.push_str(&format!(
+            "INSERT INTO audit (at_ms, actor, method, path, outcome, reason) \
+             VALUES ({at}, 'admin', 'POST', '/v1/rules', 'allow', 'ok');\n"
+        ));
+    }
+    sql_exec(&dir.join("state.db"), &script);
+
+    let mut server = Server::start(&dir);
+    server.token = Some(token);
+    let pruned = |reason: &str| {
+        let line = format!("portunus_audit_pruned_total{{reason=\"{reason}\"}} ");
+        server
+            .metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()).map(str::to_string))
+    };
+    wait_for("the first retention pass", DEADLINE, || {
+        (pruned("age")? != "0" || pruned("max_rows")? != "0").then_some(())
+    });
+    assert_eq!(pruned("age").as_deref(), Some("5"));
+    assert_eq!(pruned("max_rows").as_deref(), Some("1"));
+    let rows = server.api_get("/v1/audit?limit=100");
+    let at: Vec<&str> = rows["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows}"))
+        .iter()
+        .map(|r| r["at"].as_str().unwrap())
+        .collect();
+    // The newest two of today's three.
+    assert_eq!(at.len(), 2, "{rows}");
+    assert!(at.iter().all(|t| !t.starts_with("1970")), "{rows}");
+    assert!(server.log.find_json("pruned audit rows").is_some());
 }

@@ -8,6 +8,7 @@ mod keys;
 pub use keys::markdown_table;
 pub use keys::{env_var, help_text, KEYS};
 
+use crate::retention::Retention;
 use crate::store::sessions::Lifetime;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ pub struct FileConfig {
     pub advertised_endpoint: Option<String>,
     pub session_idle_timeout_secs: Option<i64>,
     pub session_max_lifetime_secs: Option<i64>,
+    pub audit_retention_days: Option<u32>,
+    pub audit_max_rows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -60,6 +63,7 @@ pub struct Config {
     pub udp_max_flows_per_rule: u32,
     pub advertised_endpoint: Option<String>,
     pub sessions: Lifetime,
+    pub audit_retention: Retention,
 }
 
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
@@ -132,6 +136,19 @@ impl FileConfig {
             "session_max_lifetime_secs must be in session_idle_timeout_secs..=31536000, got {}",
             sessions.max_secs
         );
+        let audit_retention = Retention {
+            max_age_days: self.audit_retention_days,
+            max_rows: self.audit_max_rows,
+        };
+        if let Some(days) = audit_retention.max_age_days {
+            anyhow::ensure!(
+                (1..=36_500).contains(&days),
+                "audit_retention_days must be in 1..=36500, got {days}"
+            );
+        }
+        if let Some(rows) = audit_retention.max_rows {
+            anyhow::ensure!(rows >= 1, "audit_max_rows must be at least 1, got {rows}");
+        }
         Ok(Config {
             control_listen: self
                 .control_listen
@@ -157,6 +174,7 @@ impl FileConfig {
             udp_max_flows_per_rule,
             advertised_endpoint: self.advertised_endpoint,
             sessions,
+            audit_retention,
         })
     }
 }

@@ -15,6 +15,7 @@ mod logging;
 mod maintenance;
 mod metrics;
 mod passwords;
+mod retention;
 mod san;
 mod secrets;
 mod serve;

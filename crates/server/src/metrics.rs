@@ -47,6 +47,7 @@ pub struct Metrics {
     operator_requests: Family<RequestLabels, Counter>,
     /// Audit rows lost because the queue was full or the store failed.
     pub audit_dropped: Counter,
+    audit_pruned: Family<ReasonLabels, Counter>,
     rule_bytes_in: Family<RuleLabels, Counter>,
     rule_bytes_out: Family<RuleLabels, Counter>,
     rule_active_connections: Family<RuleLabels, Gauge>,
@@ -85,6 +86,7 @@ impl Metrics {
             auth_failures: Family::default(),
             operator_requests: Family::default(),
             audit_dropped: Counter::default(),
+            audit_pruned: Family::default(),
             rule_bytes_in: Family::default(),
             rule_bytes_out: Family::default(),
             rule_active_connections: Family::default(),
@@ -117,6 +119,11 @@ impl Metrics {
             "portunus_audit_dropped",
             "Audit rows dropped because the audit queue was full or the store failed",
             m.audit_dropped.clone(),
+        );
+        registry.register(
+            "portunus_audit_pruned",
+            "Audit rows deleted by retention, by the limit that removed them (age, max_rows)",
+            m.audit_pruned.clone(),
         );
         registry.register(
             "portunus_rule_bytes_in",
@@ -191,6 +198,16 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts rows retention deleted; a zero still creates the series, so
+    /// a configured limit shows from the first scrape.
+    pub fn audit_pruned(&self, reason: &str, rows: u64) {
+        self.audit_pruned
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(rows);
     }
 
     /// Folds a cumulative report into the series.

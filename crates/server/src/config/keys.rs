@@ -87,6 +87,16 @@ pub const KEYS: &[Key] = &[
         default: "604800 (7 days)",
         meaning: "a Web session ends this long after sign-in (idle timeout..=31536000)",
     },
+    Key {
+        name: "audit_retention_days",
+        default: "none (keep)",
+        meaning: "audit rows older than this many days are deleted, hourly (1..=36500)",
+    },
+    Key {
+        name: "audit_max_rows",
+        default: "none (no cap)",
+        meaning: "the oldest audit rows beyond this many are deleted, hourly (at least 1)",
+    },
 ];
 
 /// `control_listen` → `PORTUNUS_CONTROL_LISTEN`.

@@ -30,6 +30,17 @@ fn defaults_and_ranges() {
         .unwrap()
         .resolve(dir);
     assert!(bad.is_err());
+    assert!(c.audit_retention.is_unlimited());
+    for bad in ["audit_retention_days = 0", "audit_max_rows = 0"] {
+        let refused = FileConfig::parse(bad).unwrap().resolve(dir);
+        assert!(refused.is_err(), "{bad}");
+    }
+    let kept = FileConfig::parse("audit_retention_days = 90\naudit_max_rows = 1000000")
+        .unwrap()
+        .resolve(dir)
+        .unwrap();
+    assert_eq!(kept.audit_retention.max_age_days, Some(90));
+    assert_eq!(kept.audit_retention.max_rows, Some(1_000_000));
 }
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
