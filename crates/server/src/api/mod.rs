@@ -18,6 +18,7 @@ mod users;
 mod views;
 
 use crate::authz::require_superadmin;
+use crate::metrics::FleetClient;
 use crate::state::Shared;
 use crate::store::users::Actor;
 use axum::extract::State;
@@ -119,7 +120,30 @@ async fn metrics_mirror(
     Extension(actor): Extension<Actor>,
 ) -> ApiResult<String> {
     require_superadmin(&actor)?;
-    Ok(state.metrics.encode())
+    Ok(scrape(&state).await?)
+}
+
+/// The exposition, with the per-client series taken from the store and the
+/// live streams now. A store failure fails the scrape rather than serve
+/// stale fleet series that could hide an offline client.
+async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
+    let counts = state
+        .store
+        .call(|c| crate::store::clients::rule_counts(c))
+        .await?;
+    let fleet: Vec<FleetClient> = counts
+        .into_iter()
+        .map(|c| FleetClient {
+            connected: state.registry.info(&c.id).is_some(),
+            rules: [
+                ("pending", c.pending),
+                ("active", c.active),
+                ("failed", c.failed),
+            ],
+            name: c.name,
+        })
+        .collect();
+    Ok(state.metrics.encode_with_fleet(&fleet))
 }
 
 async fn not_found() -> ApiError {
@@ -132,13 +156,17 @@ pub fn metrics_router(state: Shared) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Shared>| async move {
-                (
+                let text = scrape(&s).await.map_err(|e| {
+                    tracing::warn!(error = %e, "metrics scrape failed");
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                })?;
+                Ok::<_, axum::http::StatusCode>((
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4",
                     )],
-                    s.metrics.encode(),
-                )
+                    text,
+                ))
             }),
         )
         .with_state(state)
