@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod net;
+pub mod promql;
 pub mod tools;
 
 use serde_json::Value;
@@ -203,6 +204,24 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Pushes a rule on a free port of `client` (`args` follow the listen
+    /// port), retrying when the probed port got taken in between (exit 6).
+    /// The rule id and the port.
+    pub fn push_on_free_port(&self, client: &str, args: &[&str]) -> (String, u16) {
+        for _ in 0..5 {
+            let port = net::free_port().to_string();
+            let mut all = vec!["push-rule", client, &port];
+            all.extend_from_slice(args);
+            let out = self.cli(&all);
+            if out.status.success() {
+                let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+                return (id, port.parse().unwrap());
+            }
+            assert_eq!(exit_code(&out), 6, "push-rule: {}", stderr_text(&out));
+        }
+        panic!("no free port after 5 tries");
     }
 
     /// Enrolls `name` through the API and redeems it with the real client.

@@ -45,6 +45,24 @@ pub fn sql_exec(db: &Path, script: &str) {
     assert!(status.success(), "sqlite script failed: {script}");
 }
 
+/// The series docs/metrics.md lists (as exposed: counters with `_total`)
+/// and the label names of each.
+pub fn documented_series() -> std::collections::BTreeMap<String, Vec<String>> {
+    repo_file("docs/metrics.md")
+        .lines()
+        .filter(|l| l.starts_with("| `portunus_"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let labels = cells[3]
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            (cells[1].trim_matches('`').to_string(), labels)
+        })
+        .collect()
+}
+
 /// Stdout of a command that must have succeeded.
 pub fn success_stdout(out: &Output) -> String {
     assert!(
