@@ -11,17 +11,25 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !text.is_empty()).then_some(text)
 }
 
-/// The files whose change means another commit is checked out: HEAD, the
+/// The paths whose change means another commit is checked out: HEAD, the
 /// branch it names and packed-refs. Asking git for their paths keeps this
 /// right in linked worktrees, whose HEAD and refs live in different places.
-fn watched_git_files() -> Vec<PathBuf> {
+/// A branch that is only packed (as in a fresh clone) has no file yet: its
+/// nearest existing directory is watched instead, which changes when the
+/// next commit writes the file. A missing path would make Cargo rerun the
+/// script, and so rebuild both binaries, on every build.
+fn watched_git_paths() -> Vec<PathBuf> {
     let mut names = vec!["HEAD".to_string(), "packed-refs".to_string()];
     names.extend(git(&["symbolic-ref", "-q", "HEAD"]));
     names
         .iter()
         .filter_map(|name| git(&["rev-parse", "--git-path", name]))
-        .map(PathBuf::from)
-        .filter(|path| path.exists())
+        .filter_map(|path| {
+            PathBuf::from(path)
+                .ancestors()
+                .find(|p| p.exists() && !p.as_os_str().is_empty())
+                .map(PathBuf::from)
+        })
         .collect()
 }
 
@@ -46,7 +54,7 @@ fn main() {
     println!("cargo:rustc-env=PORTUNUS_BUILD_DATE={}", build_date());
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=build.rs");
-    for path in watched_git_files() {
+    for path in watched_git_paths() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 }
