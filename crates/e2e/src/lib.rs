@@ -3,16 +3,17 @@
 //! and kills them on drop. Everything waits by polling with a deadline.
 
 pub mod browser;
+mod log;
 pub mod net;
 pub mod promql;
 pub mod tools;
 
+pub use log::Log;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -51,37 +52,6 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
-
-/// Lines a child wrote to stderr, collected by a reader thread.
-#[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn follow(&self, stream: impl std::io::Read + Send + 'static) {
-        let lines = self.0.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    pub fn text(&self) -> String {
-        self.lines().join("\n")
-    }
-
-    /// The first JSON log line whose message is `msg`.
-    pub fn find_json(&self, msg: &str) -> Option<Value> {
-        self.lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"] == msg)
     }
 }
 
