@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "portunus-client",
-    version,
+    version = portunus_about::LONG,
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -29,6 +29,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
+    // completions, man: generated from these definitions.
+    #[command(flatten)]
+    Docs(portunus_about::DocsCommand),
 }
 
 #[derive(Debug, Args)]

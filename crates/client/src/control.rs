@@ -146,6 +146,9 @@ impl Control {
                 let config = engine_config(&welcome);
                 tracing::info!(
                     server_version = %welcome.server_version,
+                    client_version = %self.cfg.client_version,
+                    server_wire = welcome.wire_version,
+                    client_wire = portunus_proto::WIRE_VERSION,
                     client_name = %welcome.client_name,
                     udp_flow_idle_secs = config.udp_flow_idle.as_secs(),
                     udp_max_flows_per_rule = config.udp_max_flows_per_rule,

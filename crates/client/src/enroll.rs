@@ -15,7 +15,8 @@ use tonic::Code;
 
 const REDEEM_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// What this client tells the server it is: release, commit and build date.
+pub const CLIENT_VERSION: &str = portunus_about::LONG;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {

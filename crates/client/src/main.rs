@@ -48,6 +48,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(cli::Command::Docs(command)) => {
+            use clap::CommandFactory;
+            match command.run(cli::Cli::command()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("portunus-client: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => {
             logging::init(cli.daemon.log_format, "info");
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -12,6 +12,7 @@ pub fn hello(client_version: &str, hostname: &str) -> pb::ClientMessage {
         kind: Some(Kind::Hello(pb::Hello {
             client_version: client_version.to_string(),
             hostname: hostname.to_string(),
+            wire_version: portunus_proto::WIRE_VERSION,
         })),
     }
 }

@@ -3,14 +3,17 @@
 //! and kills them on drop. Everything waits by polling with a deadline.
 
 pub mod browser;
+mod log;
 pub mod net;
+pub mod promql;
+pub mod tools;
+
+pub use log::Log;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -49,43 +52,6 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
-
-/// Lines a child wrote to stderr, collected by a reader thread.
-#[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn follow(&self, stream: impl std::io::Read + Send + 'static) {
-        let lines = self.0.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    pub fn text(&self) -> String {
-        self.lines().join("\n")
-    }
-
-    /// The fields of the first JSON log line whose message is `msg`: the
-    /// server flattens them into the line, the client nests them under
-    /// `fields`.
-    pub fn find_json(&self, msg: &str) -> Option<Value> {
-        self.lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| match v.get("fields") {
-                Some(fields) if fields.is_object() => fields.clone(),
-                _ => v,
-            })
-            .find(|v| v["message"] == msg)
     }
 }
 
@@ -236,6 +202,24 @@ impl Server {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// Pushes a rule on a free port of `client` (`args` follow the listen
+    /// port), retrying when the probed port got taken in between (exit 6).
+    /// The rule id and the port.
+    pub fn push_on_free_port(&self, client: &str, args: &[&str]) -> (String, u16) {
+        for _ in 0..5 {
+            let port = net::free_port().to_string();
+            let mut all = vec!["push-rule", client, &port];
+            all.extend_from_slice(args);
+            let out = self.cli(&all);
+            if out.status.success() {
+                let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+                return (id, port.parse().unwrap());
+            }
+            assert_eq!(exit_code(&out), 6, "push-rule: {}", stderr_text(&out));
+        }
+        panic!("no free port after 5 tries");
+    }
+
     /// Enrolls `name` through the API and redeems it with the real client.
     pub fn enroll(&self, name: &str, bundle: &Path) {
         let command = self.cli_ok(&["enroll-client", name]);
@@ -380,6 +364,14 @@ pub fn run_server_cli_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
     child.wait_with_output().expect("wait for portunus-server")
+}
+
+/// `portunus-server` with a clean environment and HOME at `home`.
+pub fn server_cmd(home: &Path) -> Command {
+    let mut cmd = Command::new(bin("portunus-server"));
+    clean_env(&mut cmd, home);
+    cmd.stdin(Stdio::null());
+    cmd
 }
 
 /// `portunus-client` with a clean environment and HOME at `home`.

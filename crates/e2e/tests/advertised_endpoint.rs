@@ -3,6 +3,7 @@
 //! server actually serves, resolve-once replay at redeem, legacy
 //! enrollments without a stored endpoint, and client addresses.
 use portunus_e2e::stderr_text as stderr;
+use portunus_e2e::tools::sql_exec;
 
 use portunus_e2e::{bin, bootstrap_superadmin, client_cmd, run_server_cli, Server, ServerOptions};
 use reqwest::blocking::Client;
@@ -140,19 +141,6 @@ fn uri_of_command(command: &str) -> String {
 
 fn sha256_hex(s: &[u8]) -> String {
     hex::encode(Sha256::digest(s))
-}
-
-/// Runs SQL statements with Python's sqlite3 (the test does not link
-/// SQLite). Values are formatted in by the caller: ids and hex only.
-fn sql_exec(db: &Path, script: &str) {
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()")
-        .arg(db)
-        .arg(script)
-        .status()
-        .expect("python3");
-    assert!(status.success(), "sqlite script failed: {script}");
 }
 
 /// One query's rows as JSON arrays.

@@ -1,12 +1,21 @@
-//! `server.toml`: every key optional, unknown keys rejected by name.
+//! `server.toml`: every key optional, unknown keys rejected by name. Each
+//! key also has a `PORTUNUS_*` environment variable (`keys.rs`); the
+//! variable beats the file and a `serve` flag beats both.
 
+mod keys;
+
+#[cfg(test)]
+pub use keys::markdown_table;
+pub use keys::{env_var, help_text, KEYS};
+
+use crate::retention::Retention;
 use crate::store::sessions::Lifetime;
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub control_listen: Option<SocketAddr>,
@@ -24,9 +33,11 @@ pub struct FileConfig {
     pub advertised_endpoint: Option<String>,
     pub session_idle_timeout_secs: Option<i64>,
     pub session_max_lifetime_secs: Option<i64>,
+    pub audit_retention_days: Option<u32>,
+    pub audit_max_rows: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -55,6 +66,7 @@ pub struct Config {
     pub udp_max_flows_per_rule: u32,
     pub advertised_endpoint: Option<String>,
     pub sessions: Lifetime,
+    pub audit_retention: Retention,
 }
 
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
@@ -62,14 +74,34 @@ pub const DEFAULT_OPERATOR_HTTP_LISTEN: &str = "127.0.0.1:7080";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7081";
 
 impl FileConfig {
-    /// Reads `<data_dir>/server.toml`; a missing file is an empty config.
+    /// `<data_dir>/server.toml` (a missing file is an empty one) overlaid
+    /// by the process's `PORTUNUS_*` variables.
     pub fn load(data_dir: &Path) -> Result<FileConfig> {
+        Self::load_with(data_dir, |var| std::env::var(var).ok())
+    }
+
+    /// Like `load`, reading variables through `env`.
+    pub fn load_with(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<FileConfig> {
         let path = data_dir.join("server.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text).with_context(|| format!("invalid {}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        // Parsed typed first, for errors that name the key and the line.
+        Self::parse(&text).with_context(|| format!("invalid {}", path.display()))?;
+        let mut table: toml::Table = toml::from_str(&text)?;
+        for key in KEYS {
+            let var = env_var(key.name);
+            // An empty variable counts as unset, as clap treats its own.
+            if let Some(raw) = env(&var).filter(|v| !v.is_empty()) {
+                table.insert(
+                    key.name.to_string(),
+                    keys::env_value(key.name, &raw).with_context(|| format!("invalid {var}"))?,
+                );
+            }
         }
+        Ok(toml::Value::Table(table).try_into()?)
     }
 
     pub fn parse(text: &str) -> Result<FileConfig> {
@@ -108,6 +140,19 @@ impl FileConfig {
             sessions.max_secs
         );
         let tls_configured = self.tls_cert_path.is_some() || self.tls_key_path.is_some();
+        let audit_retention = Retention {
+            max_age_days: self.audit_retention_days,
+            max_rows: self.audit_max_rows,
+        };
+        if let Some(days) = audit_retention.max_age_days {
+            anyhow::ensure!(
+                (1..=36_500).contains(&days),
+                "audit_retention_days must be in 1..=36500, got {days}"
+            );
+        }
+        if let Some(rows) = audit_retention.max_rows {
+            anyhow::ensure!(rows >= 1, "audit_max_rows must be at least 1, got {rows}");
+        }
         Ok(Config {
             tls_configured,
             control_listen: self
@@ -134,44 +179,10 @@ impl FileConfig {
             udp_max_flows_per_rule,
             advertised_endpoint: self.advertised_endpoint,
             sessions,
+            audit_retention,
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_key_is_named() {
-        let err =
-            FileConfig::parse("control_listen = \"127.0.0.1:1\"\nbogus_key = 1\n").unwrap_err();
-        assert!(err.to_string().contains("bogus_key"), "{err}");
-    }
-
-    #[test]
-    fn defaults_and_ranges() {
-        let dir = Path::new("/d");
-        let c = FileConfig::default().resolve(dir).unwrap();
-        assert_eq!(c.control_listen.to_string(), "0.0.0.0:7443");
-        assert_eq!(c.operator_http_listen.to_string(), "127.0.0.1:7080");
-        assert_eq!(c.tls_key_path, dir.join("server.key"));
-        assert_eq!(c.udp_flow_idle_secs, 60);
-        assert_eq!(
-            (c.sessions.idle_secs, c.sessions.max_secs),
-            (8 * 3600, 7 * 86400)
-        );
-        let short = FileConfig::parse("session_max_lifetime_secs = 600")
-            .unwrap()
-            .resolve(dir);
-        assert!(short.is_err(), "a lifetime shorter than the idle timeout");
-        let bad = FileConfig::parse("udp_flow_idle_secs = 10")
-            .unwrap()
-            .resolve(dir);
-        assert!(bad.is_err());
-        let bad = FileConfig::parse("udp_max_flows_per_rule = 0")
-            .unwrap()
-            .resolve(dir);
-        assert!(bad.is_err());
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@ mod logging;
 mod maintenance;
 mod metrics;
 mod passwords;
+mod retention;
 mod san;
 mod secrets;
 mod serve;
@@ -25,13 +26,12 @@ mod throttle;
 mod timefmt;
 mod tls;
 
-use clap::Parser;
 use portunus_domain::DomainError;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     if !matches!(cli.command, cli::Command::Serve(_)) {
         logging::init(config::LogFormat::Compact, "warn");
     }

@@ -30,6 +30,26 @@ pub struct RejectReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabels {
+    pub client: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientStateLabels {
+    pub client: String,
+    pub state: &'static str,
+}
+
+/// One enrolled, unrevoked client as the fleet series show it: whether it
+/// holds a stream, and its stored rules by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetClient {
+    pub name: String,
+    pub connected: bool,
+    pub rules: [(&'static str, i64); 3],
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -43,10 +63,16 @@ pub struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     pub clients_connected: Gauge,
+    /// Set from the store and the registry at each scrape.
+    client_up: Family<ClientLabels, Gauge>,
+    client_rules: Family<ClientStateLabels, Gauge>,
+    /// One scrape at a time rebuilds the two families above.
+    fleet_scrape: std::sync::Mutex<()>,
     auth_failures: Family<ReasonLabels, Counter>,
     operator_requests: Family<RequestLabels, Counter>,
     /// Audit rows lost because the queue was full or the store failed.
     pub audit_dropped: Counter,
+    audit_pruned: Family<ReasonLabels, Counter>,
     rule_bytes_in: Family<RuleLabels, Counter>,
     rule_bytes_out: Family<RuleLabels, Counter>,
     rule_active_connections: Family<RuleLabels, Gauge>,
@@ -56,6 +82,7 @@ pub struct Metrics {
     rule_udp_datagrams_out: Family<RuleLabels, Counter>,
     rule_active_flows: Family<RuleLabels, Gauge>,
     rule_flows_dropped_overflow: Family<RuleLabels, Counter>,
+    rule_targets_unhealthy: Family<RuleLabels, Gauge>,
     /// Fleet-wide, not per rule: an unmatched connection belongs to none.
     tls_sni_route: Family<SniResultLabels, Counter>,
     /// Fleet-wide, like the SNI series: one series per reason.
@@ -82,9 +109,13 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             clients_connected: Gauge::default(),
+            client_up: Family::default(),
+            client_rules: Family::default(),
+            fleet_scrape: Default::default(),
             auth_failures: Family::default(),
             operator_requests: Family::default(),
             audit_dropped: Counter::default(),
+            audit_pruned: Family::default(),
             rule_bytes_in: Family::default(),
             rule_bytes_out: Family::default(),
             rule_active_connections: Family::default(),
@@ -94,6 +125,7 @@ impl Metrics {
             rule_udp_datagrams_out: Family::default(),
             rule_active_flows: Family::default(),
             rule_flows_dropped_overflow: Family::default(),
+            rule_targets_unhealthy: Family::default(),
             tls_sni_route: Family::default(),
             rate_limit_reject: Family::default(),
             registry: Registry::default(),
@@ -102,6 +134,16 @@ impl Metrics {
             "portunus_clients_connected",
             "Edge clients with a live control stream",
             m.clients_connected.clone(),
+        );
+        registry.register(
+            "portunus_client_up",
+            "1 while an enrolled, unrevoked client holds a control stream, else 0",
+            m.client_up.clone(),
+        );
+        registry.register(
+            "portunus_client_rules",
+            "Rules stored for a client, by state (pending, active, failed)",
+            m.client_rules.clone(),
         );
         registry.register(
             "portunus_auth_failures",
@@ -117,6 +159,11 @@ impl Metrics {
             "portunus_audit_dropped",
             "Audit rows dropped because the audit queue was full or the store failed",
             m.audit_dropped.clone(),
+        );
+        registry.register(
+            "portunus_audit_pruned",
+            "Audit rows deleted by retention, by the limit that removed them (age, max_rows)",
+            m.audit_pruned.clone(),
         );
         registry.register(
             "portunus_rule_bytes_in",
@@ -164,6 +211,11 @@ impl Metrics {
             m.rule_flows_dropped_overflow.clone(),
         );
         registry.register(
+            "portunus_rule_targets_unhealthy",
+            "Targets of a rule its client currently marks failed (3 connect failures in a row)",
+            m.rule_targets_unhealthy.clone(),
+        );
+        registry.register(
             "portunus_tls_sni_route",
             "Connections on SNI ports, by result: routed to a rule or closed unmatched",
             m.tls_sni_route.clone(),
@@ -191,6 +243,16 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts rows retention deleted; a zero still creates the series, so
+    /// a configured limit shows from the first scrape.
+    pub fn audit_pruned(&self, reason: &str, rows: u64) {
+        self.audit_pruned
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(rows);
     }
 
     /// Folds a cumulative report into the series.
@@ -289,6 +351,10 @@ impl Metrics {
         self.rule_active_flows
             .get_or_create(labels)
             .set(current.active_flows as i64);
+        let unhealthy = current.targets.iter().filter(|t| !t.healthy).count();
+        self.rule_targets_unhealthy
+            .get_or_create(labels)
+            .set(unhealthy as i64);
     }
 
     /// Drops every series of a removed rule.
@@ -302,6 +368,31 @@ impl Metrics {
         self.rule_udp_datagrams_out.remove(labels);
         self.rule_active_flows.remove(labels);
         self.rule_flows_dropped_overflow.remove(labels);
+        self.rule_targets_unhealthy.remove(labels);
+    }
+
+    /// The exposition with the per-client series rebuilt from `fleet`, so
+    /// that a deleted or revoked client's series go with it.
+    pub fn encode_with_fleet(&self, fleet: &[FleetClient]) -> String {
+        let _one_scrape = self.fleet_scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.client_up.clear();
+        self.client_rules.clear();
+        for c in fleet {
+            self.client_up
+                .get_or_create(&ClientLabels {
+                    client: c.name.clone(),
+                })
+                .set(i64::from(c.connected));
+            for (state, n) in c.rules {
+                self.client_rules
+                    .get_or_create(&ClientStateLabels {
+                        client: c.name.clone(),
+                        state,
+                    })
+                    .set(n);
+            }
+        }
+        self.encode()
     }
 
     pub fn encode(&self) -> String {
@@ -314,126 +405,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deltas() {
-        assert_eq!(counter_delta(None, 10), 10);
-        assert_eq!(counter_delta(Some(4), 10), 6);
-        assert_eq!(counter_delta(Some(10), 3), 3);
-    }
-
-    #[test]
-    fn report_series_and_removal() {
-        let m = Metrics::new();
-        let l = RuleLabels {
-            client: "edge".into(),
-            rule: "r1".into(),
-            owner: "_superadmin".into(),
-        };
-        let r1 = pb::RuleStats {
-            bytes_in: 100,
-            bytes_out: 7,
-            active_connections: 2,
-            ..Default::default()
-        };
-        m.apply_rule_report(&l, None, &r1);
-        let r2 = pb::RuleStats {
-            bytes_in: 150,
-            bytes_out: 7,
-            active_connections: 0,
-            ..Default::default()
-        };
-        m.apply_rule_report(&l, Some(&r1), &r2);
-        let text = m.encode();
-        assert!(
-            text.contains(
-                r#"portunus_rule_bytes_in_total{client="edge",rule="r1",owner="_superadmin"} 150"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"portunus_rule_active_connections{client="edge",rule="r1",owner="_superadmin"} 0"#
-            ),
-            "{text}"
-        );
-        m.remove_rule(&l);
-        assert!(!m.encode().contains("r1"));
-    }
-
-    #[test]
-    fn sni_route_series_sum_report_deltas_over_rules() {
-        let m = Metrics::new();
-        let labels = |rule: &str| RuleLabels {
-            client: "edge".into(),
-            rule: rule.into(),
-            owner: "_superadmin".into(),
-        };
-        let report = |routed, unmatched| pb::RuleStats {
-            sni_routed: routed,
-            sni_unmatched: unmatched,
-            ..Default::default()
-        };
-        m.apply_rule_report(&labels("a"), None, &report(3, 1));
-        m.apply_rule_report(&labels("a"), Some(&report(3, 1)), &report(5, 1));
-        m.apply_rule_report(&labels("b"), None, &report(4, 0));
-        m.remove_rule(&labels("a"));
-        let text = m.encode();
-        for want in [
-            r#"portunus_tls_sni_route_total{result="routed"} 9"#,
-            r#"portunus_tls_sni_route_total{result="unmatched"} 1"#,
-        ] {
-            assert!(text.contains(want), "{want} in {text}");
-        }
-    }
-
-    #[test]
-    fn access_series() {
-        let m = Metrics::new();
-        m.auth_failure("invalid_password");
-        m.auth_failure("invalid_password");
-        m.operator_request("deny", "not_owner");
-        m.audit_dropped.inc();
-        let text = m.encode();
-        for want in [
-            r#"portunus_auth_failures_total{reason="invalid_password"} 2"#,
-            r#"portunus_operator_requests_total{outcome="deny",reason="not_owner"} 1"#,
-            "portunus_audit_dropped_total 1",
-        ] {
-            assert!(text.contains(want), "{want} in {text}");
-        }
-    }
-
-    #[test]
-    fn rate_limit_rejects_sum_report_deltas_by_reason() {
-        let m = Metrics::new();
-        let labels = |rule: &str| RuleLabels {
-            client: "edge".into(),
-            rule: rule.into(),
-            owner: "_superadmin".into(),
-        };
-        let report = |rate, concurrency| pb::RuleStats {
-            rate_limit_rejects: rate + concurrency,
-            rate_limit_rejects_new_connections: rate,
-            rate_limit_rejects_concurrency: concurrency,
-            ..Default::default()
-        };
-        m.apply_rule_report(&labels("a"), None, &report(2, 0));
-        m.apply_rule_report(&labels("a"), Some(&report(2, 0)), &report(5, 1));
-        m.apply_rule_report(&labels("b"), None, &report(0, 3));
-        let text = m.encode();
-        assert!(
-            text.contains(
-                r#"portunus_rate_limit_reject_total{reason="new_connections_per_sec"} 5"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"portunus_rate_limit_reject_total{reason="concurrent_connections"} 4"#),
-            "{text}"
-        );
-        assert!(!text.contains(r#"reason="bandwidth""#), "{text}");
-    }
-}
+mod tests;

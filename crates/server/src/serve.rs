@@ -165,6 +165,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(stopped())
         .into_future(),
     );
+    let retention = tokio::spawn(crate::retention::run(state.clone(), stopped()));
     let metrics_srv = tokio::spawn(
         axum::serve(metrics, api::metrics_router(state.clone()))
             .with_graceful_shutdown(stopped())
@@ -192,6 +193,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         let _ = grpc.await;
         let _ = http_srv.await;
         let _ = metrics_srv.await;
+        let _ = retention.await;
     };
     if tokio::time::timeout(drain, all).await.is_err() {
         tracing::warn!("drain timeout reached; exiting with requests in flight");

@@ -67,3 +67,17 @@ impl ServerState {
         self.bootstrapped.store(true, Ordering::Release);
     }
 }
+
+/// Server state over a fresh store with the default configuration, for
+/// tests that drive the API or the control service in process.
+#[cfg(test)]
+pub fn test_state() -> (tempfile::TempDir, Shared) {
+    let (dir, store) = crate::store::test_store();
+    let config = crate::config::FileConfig::default()
+        .resolve(std::path::Path::new("/nonexistent"))
+        .expect("default config");
+    let resolver =
+        crate::advertised::EndpointResolver::new(None, crate::san::SanSet::default(), 7443);
+    let state = ServerState::new(store, config, "pin".into(), resolver, false);
+    (dir, Arc::new(state))
+}

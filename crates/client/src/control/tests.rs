@@ -95,6 +95,7 @@ fn welcome() -> Kind {
         client_name: "edge-01".into(),
         udp_flow_idle_secs: 45,
         udp_max_flows_per_rule: 16,
+        wire_version: portunus_proto::WIRE_VERSION,
     })
 }
 
@@ -120,8 +121,12 @@ async fn session_with_rule(
     match next_message(&mut session).await {
         ClientKind::Hello(hello) => {
             assert_eq!(
-                (hello.client_version.as_str(), hello.hostname.as_str()),
-                ("9.9.9-test", "edge-test")
+                (
+                    hello.client_version.as_str(),
+                    hello.hostname.as_str(),
+                    hello.wire_version
+                ),
+                ("9.9.9-test", "edge-test", portunus_proto::WIRE_VERSION)
             )
         }
         other => panic!("first message was {other:?}"),

@@ -19,6 +19,7 @@ mod users;
 mod views;
 
 use crate::authz::require_superadmin;
+use crate::metrics::FleetClient;
 use crate::state::Shared;
 use crate::store::users::Actor;
 use axum::extract::State;
@@ -105,9 +106,15 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::
             .store
             .call(|c| crate::store::users::has_active_superadmin(c))
             .await?;
-    Ok(Json(
-        serde_json::json!({ "onboarding_required": !bootstrapped }),
-    ))
+    // Public like the rest of this route: the console shows it before
+    // sign-in, and a monitor can tell which build answers without a token.
+    Ok(Json(serde_json::json!({
+        "onboarding_required": !bootstrapped,
+        "version": portunus_about::RELEASE,
+        "commit": portunus_about::COMMIT,
+        "build_date": portunus_about::BUILD_DATE,
+        "wire_version": portunus_proto::WIRE_VERSION,
+    })))
 }
 
 async fn metrics_mirror(
@@ -115,7 +122,30 @@ async fn metrics_mirror(
     Extension(actor): Extension<Actor>,
 ) -> ApiResult<String> {
     require_superadmin(&actor)?;
-    Ok(state.metrics.encode())
+    Ok(scrape(&state).await?)
+}
+
+/// The exposition, with the per-client series taken from the store and the
+/// live streams now. A store failure fails the scrape rather than serve
+/// stale fleet series that could hide an offline client.
+async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
+    let counts = state
+        .store
+        .call(|c| crate::store::clients::rule_counts(c))
+        .await?;
+    let fleet: Vec<FleetClient> = counts
+        .into_iter()
+        .map(|c| FleetClient {
+            connected: state.registry.info(&c.id).is_some(),
+            rules: [
+                ("pending", c.pending),
+                ("active", c.active),
+                ("failed", c.failed),
+            ],
+            name: c.name,
+        })
+        .collect();
+    Ok(state.metrics.encode_with_fleet(&fleet))
 }
 
 async fn not_found() -> ApiError {
@@ -128,13 +158,17 @@ pub fn metrics_router(state: Shared) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Shared>| async move {
-                (
+                let text = scrape(&s).await.map_err(|e| {
+                    tracing::warn!(error = %e, "metrics scrape failed");
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                })?;
+                Ok::<_, axum::http::StatusCode>((
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4",
                     )],
-                    s.metrics.encode(),
-                )
+                    text,
+                ))
             }),
         )
         .with_state(state)

@@ -3,12 +3,11 @@
 //! router registers is listed.
 
 use super::router;
-use crate::state::{ServerState, Shared};
+use crate::state::Shared;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use portunus_domain::routes::ROUTES;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 fn concrete(path: &str) -> String {
@@ -35,19 +34,8 @@ async fn call(state: &Shared, method: &str, path: &str) -> (StatusCode, String) 
 
 #[tokio::test]
 async fn every_listed_route_is_routed_and_guarded() {
-    let (_d, store) = crate::store::test_store();
-    let config = crate::config::FileConfig::default()
-        .resolve(std::path::Path::new("/nonexistent"))
-        .unwrap();
-    let resolver =
-        crate::advertised::EndpointResolver::new(None, crate::san::SanSet::default(), 7443);
-    let state: Shared = Arc::new(ServerState::new(
-        store.clone(),
-        config,
-        "pin".into(),
-        resolver,
-        false,
-    ));
+    let (_d, state) = crate::state::test_state();
+    let store = state.store.clone();
     for (method, path, public) in ROUTES {
         let (status, code) = call(&state, method, path).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "portunus-server",
-    version,
+    version = portunus_about::LONG,
     about = "Portunus control plane",
     propagate_version = true
 )]
@@ -110,6 +110,25 @@ pub enum Command {
     /// Users, credentials, grants, password recovery, the setup token, audit.
     #[command(flatten)]
     Access(access::AccessCommand),
+    // completions, man: generated from these definitions.
+    #[command(flatten)]
+    Docs(portunus_about::DocsCommand),
+}
+
+/// The command line as clap sees it, with the settings table in `serve`'s
+/// long help, so that `serve --help` and its man page list every key.
+pub fn command_definition() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("serve", |serve| {
+        serve.after_long_help(crate::config::help_text())
+    })
+}
+
+/// Parses the process's arguments; exits with clap's message on an error.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command_definition().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -160,5 +179,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Storage(command) => command.run(&data_dir),
         Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
+        Command::Docs(command) => Ok(command.run(command_definition())?),
     }
 }

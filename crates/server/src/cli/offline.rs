@@ -36,12 +36,7 @@ pub fn enroll_client(
     ttl_secs: Option<i64>,
 ) -> Result<crate::enrollment::Created> {
     let _lock = lock;
-    let config = crate::config::FileConfig::load(data_dir)?;
-    let mut file = config;
-    if let Ok(seed) = std::env::var("PORTUNUS_ADVERTISED_ENDPOINT") {
-        file.advertised_endpoint = Some(seed);
-    }
-    let config = file.resolve(data_dir)?;
+    let config = crate::config::FileConfig::load(data_dir)?.resolve(data_dir)?;
     crate::tls::ensure_generated(
         &config.tls_cert_path,
         &config.tls_key_path,

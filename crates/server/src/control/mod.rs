@@ -5,3 +5,6 @@ pub mod registry;
 mod service;
 
 pub use service::ControlService;
+
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,34 @@ fn bearer(req_meta: &tonic::metadata::MetadataMap) -> Option<String> {
     v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
+/// The oldest client wire version this server serves fully. An older
+/// client still gets its rules, but it does not send every field the
+/// server reads, so what it leaves out reads as zero.
+pub const MIN_CLIENT_WIRE_VERSION: u32 = 1;
+
+/// Logs who connected with which build, and warns when the client is too
+/// old for this server: the operator learns it from the server's log
+/// without visiting the edge.
+fn on_hello(client: &str, h: &pb::Hello) {
+    if h.wire_version < MIN_CLIENT_WIRE_VERSION {
+        tracing::warn!(
+            client,
+            client_version = %h.client_version,
+            client_wire = h.wire_version,
+            needed_wire = MIN_CLIENT_WIRE_VERSION,
+            "client is older than the wire this server needs; upgrade portunus-client on that host"
+        );
+    } else {
+        tracing::info!(
+            client,
+            client_version = %h.client_version,
+            client_wire = h.wire_version,
+            hostname = %h.hostname,
+            "client hello"
+        );
+    }
+}
+
 fn outcome_of(o: &pb::RuleOutcome) -> Option<Outcome> {
     use pb::rule_outcome::Kind;
     match Kind::try_from(o.kind).ok()? {
@@ -215,7 +243,8 @@ impl Control for ControlService {
 
         let welcome = pb::ServerMessage {
             kind: Some(server_message::Kind::Welcome(pb::Welcome {
-                server_version: env!("CARGO_PKG_VERSION").to_string(),
+                server_version: portunus_about::LONG.to_string(),
+                wire_version: portunus_proto::WIRE_VERSION,
                 client_id: client.id.clone(),
                 client_name: client.name.clone(),
                 udp_flow_idle_secs: self.state.config.udp_flow_idle_secs,
@@ -259,9 +288,7 @@ impl Control for ControlService {
                 };
                 match msg {
                     Ok(Some(m)) => match m.kind {
-                        Some(client_message::Kind::Hello(h)) => {
-                            tracing::debug!(client = %client.name, version = %h.client_version, "client hello")
-                        }
+                        Some(client_message::Kind::Hello(h)) => on_hello(&client.name, &h),
                         Some(client_message::Kind::Outcome(o)) => this.handle_outcome(o).await,
                         Some(client_message::Kind::Stats(s)) => {
                             this.handle_stats(&client.id, &client.name, s).await

@@ -2,7 +2,7 @@
 //! who, what route, and the decision; never a secret or a request body.
 
 use super::StoreResult;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -130,10 +130,79 @@ pub fn prune(conn: &Connection, before_ms: i64, dry_run: bool) -> StoreResult<u6
     Ok(n)
 }
 
+/// Deletes at most `batch` rows older than `before_ms`; returns how many
+/// went. Retention deletes in batches so that API writes interleave.
+pub fn prune_older_batch(conn: &Connection, before_ms: i64, batch: u64) -> StoreResult<u64> {
+    Ok(conn.execute(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < ?1 LIMIT ?2)",
+        params![before_ms, batch],
+    )? as u64)
+}
+
+/// The newest row id beyond the newest `keep` rows: that row and every
+/// older one exceed the cap. None when there are at most `keep` rows.
+pub fn first_id_beyond(conn: &Connection, keep: u64) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
+            [keep],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Deletes at most `batch` of the rows whose id is at most `last_id`,
+/// oldest first; returns how many went.
+pub fn prune_through_id_batch(conn: &Connection, last_id: i64, batch: u64) -> StoreResult<u64> {
+    Ok(conn.execute(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+        params![last_id, batch],
+    )? as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{test_store, write_tx};
+
+    fn stored(c: &Connection) -> Vec<i64> {
+        let q = Query {
+            limit: 1000,
+            ..Default::default()
+        };
+        let mut at: Vec<i64> = query(c, &q).unwrap().0.iter().map(|r| r.at_ms).collect();
+        at.sort();
+        at
+    }
+
+    #[test]
+    fn retention_prunes_by_age_and_by_count_in_batches() {
+        let (_d, store) = test_store();
+        store
+            .blocking(|c| {
+                // Insertion order is id order; times are deliberately not
+                // sorted, as request times of one batch need not be.
+                let times = [500, 100, 300, 200, 400, 900, 700, 800, 600, 1000];
+                let batch: Vec<NewEntry> =
+                    times.iter().map(|&t| entry(t, Outcome::Allow)).collect();
+                write_tx(c, |tx| insert_batch(tx, &batch))?;
+
+                assert_eq!(prune_older_batch(c, 450, 2)?, 2);
+                assert_eq!(prune_older_batch(c, 450, 2)?, 2);
+                assert_eq!(prune_older_batch(c, 450, 2)?, 0);
+                assert_eq!(stored(c), [500, 600, 700, 800, 900, 1000]);
+
+                assert_eq!(first_id_beyond(c, 6)?, None);
+                // The cap keeps the newest rows by insertion, not by time.
+                let last = first_id_beyond(c, 4)?.expect("two rows too many");
+                assert_eq!(prune_through_id_batch(c, last, 1)?, 1);
+                assert_eq!(prune_through_id_batch(c, last, 5)?, 1);
+                assert_eq!(prune_through_id_batch(c, last, 5)?, 0);
+                assert_eq!(stored(c), [600, 700, 800, 1000]);
+                Ok(())
+            })
+            .unwrap();
+    }
 
     fn entry(at_ms: i64, outcome: Outcome) -> NewEntry {
         NewEntry {

@@ -58,6 +58,41 @@ pub fn list(conn: &Connection) -> StoreResult<Vec<ClientRow>> {
     Ok(rows)
 }
 
+/// An enrolled, unrevoked client and how many of its rules are in each
+/// state: what the fleet series report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCounts {
+    pub id: String,
+    pub name: String,
+    pub pending: i64,
+    pub active: i64,
+    pub failed: i64,
+}
+
+pub fn rule_counts(conn: &Connection) -> StoreResult<Vec<RuleCounts>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, c.name,
+                COALESCE(SUM(r.state = 'pending'), 0),
+                COALESCE(SUM(r.state = 'active'), 0),
+                COALESCE(SUM(r.state = 'failed'), 0)
+         FROM clients c LEFT JOIN rules r ON r.client_id = c.id
+         WHERE c.enrolled_at IS NOT NULL AND c.revoked_at IS NULL
+         GROUP BY c.id ORDER BY c.name",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(RuleCounts {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                pending: r.get(2)?,
+                active: r.get(3)?,
+                failed: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Returns the client named `name`, creating it when absent. An address,
 /// when given, replaces the stored one.
 pub fn ensure(conn: &Connection, name: &str, address: Option<&str>) -> StoreResult<ClientRow> {
