@@ -32,14 +32,9 @@ fn a_udp_source_flood_cannot_spend_the_edges_descriptors() {
     let limit = client.log.find_json("descriptor limit").unwrap();
     assert_eq!(limit["nofile"], NOFILE);
 
-    let (tcp_port, udp_port) = (free_port(), free_port());
+    let udp_port = free_port();
     let backend = echo_server();
-    server.cli_ok(&[
-        "push-rule",
-        "edge-01",
-        &tcp_port.to_string(),
-        &backend.to_string(),
-    ]);
+    let tcp_port = push_tcp(&server, backend);
     let udp = server.cli_ok(&[
         "push-rule",
         "edge-01",
@@ -91,13 +86,7 @@ fn a_udp_source_flood_cannot_spend_the_edges_descriptors() {
         Some(&b"still"[..]),
         "the first flow keeps answering"
     );
-    let another = free_port();
-    server.cli_ok(&[
-        "push-rule",
-        "edge-01",
-        &another.to_string(),
-        &backend.to_string(),
-    ]);
+    let another = push_tcp(&server, backend);
     assert!(echo_ok(loopback(another)), "a new push binds and forwards");
 
     // The refused flows are counted in the rule's stats and the metrics.
@@ -185,4 +174,29 @@ fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
     s.bind(&from.into()).unwrap();
     s.connect(&to.into()).unwrap();
     s.into()
+}
+
+/// Pushes a TCP rule to `target` on a free port and returns the port. A
+/// port found free can be taken (as a source port) by another test before
+/// the edge binds it: then it tries another, a few times.
+fn push_tcp(server: &Server, target: std::net::SocketAddr) -> u16 {
+    for _ in 0..5 {
+        let port = free_port();
+        let out = server.cli(&[
+            "push-rule",
+            "edge-01",
+            &port.to_string(),
+            &target.to_string(),
+        ]);
+        if out.status.success() {
+            return port;
+        }
+        assert_eq!(
+            portunus_e2e::exit_code(&out),
+            6,
+            "{}",
+            portunus_e2e::stderr_text(&out)
+        );
+    }
+    panic!("no free port for a TCP rule in 5 tries");
 }
