@@ -648,3 +648,77 @@ fn kill9_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+/// The unreadable files a data dir holds, moved aside by a recovery.
+fn moved_aside(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".unreadable-"))
+        .collect()
+}
+
+#[test]
+fn a_destroyed_store_is_recovered_without_deleting_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    portunus_e2e::bootstrap_superadmin(&good);
+    let backup = backup_into(&good, tmp.path());
+    let dir = tmp.path().join("broken");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.toml"), SERVER_TOML).unwrap();
+    let db = dir.join("state.db");
+    let garbage = b"this was a database before the disk went bad".repeat(100);
+
+    // serve says what is wrong and what to run.
+    std::fs::write(&db, &garbage).unwrap();
+    let out = offline(&dir, &["serve"]);
+    expect_fail(&out, 1, "cannot be read as a Portunus database");
+    let err = stderr(&out);
+    assert!(
+        err.contains("restore --in") && err.contains("reset --confirm --force"),
+        "{err}"
+    );
+
+    // Without --force both recoveries refuse; with it they move the file
+    // aside, never deleting it.
+    expect_fail(
+        &offline(&dir, &["reset", "--confirm"]),
+        1,
+        "no SQLite header",
+    );
+    let input = backup.to_str().unwrap();
+    expect_fail(
+        &offline(&dir, &["restore", "--in", input]),
+        1,
+        "pass --force",
+    );
+    ok(
+        offline(&dir, &["reset", "--confirm", "--force"]),
+        "reset --force",
+    );
+    assert!(!db.exists());
+    let aside = moved_aside(&dir);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), garbage);
+
+    std::fs::write(&db, &garbage).unwrap();
+    ok(
+        offline(&dir, &["restore", "--in", input, "--force"]),
+        "restore --force",
+    );
+    let aside = moved_aside(&dir);
+    assert_eq!(aside.len(), 2, "both broken files kept: {aside:?}");
+    for p in &aside {
+        assert_eq!(std::fs::read(p).unwrap(), garbage);
+    }
+    assert_eq!(integrity(&db), "ok");
+    // An empty file is nothing to protect: restored over without --force.
+    std::fs::remove_file(&db).unwrap();
+    std::fs::write(&db, b"").unwrap();
+    ok(
+        offline(&dir, &["restore", "--in", input]),
+        "restore over empty",
+    );
+    assert_eq!(integrity(&db), "ok");
+}

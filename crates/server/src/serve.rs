@@ -44,8 +44,23 @@ pub struct ServeArgs {
 /// Opens the store of a data dir, turning schema and format problems into
 /// their exit codes.
 pub fn open_store(data_dir: &Path) -> Result<Store> {
-    Store::open(&datadir::db_path(data_dir))
-        .map_err(|e| anyhow::Error::new(portunus_domain::DomainError::from(e)))
+    let db = datadir::db_path(data_dir);
+    Store::open(&db).map_err(|e| match e {
+        crate::store::StoreError::Corrupt(why) => {
+            let dir = data_dir.display();
+            anyhow::Error::new(portunus_domain::DomainError::new(
+                portunus_domain::ErrorCode::FailedPrecondition,
+                format!(
+                    "{} cannot be read as a Portunus database ({why}). Restore a backup with \
+                     `portunus-server --data-dir {dir} restore --in <backup> --force`, or start \
+                     empty with `portunus-server --data-dir {dir} reset --confirm --force`; \
+                     either moves the unreadable file aside",
+                    db.display()
+                ),
+            ))
+        }
+        e => anyhow::Error::new(portunus_domain::DomainError::from(e)),
+    })
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {

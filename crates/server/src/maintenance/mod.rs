@@ -41,7 +41,8 @@ pub enum StorageCommand {
         /// The backup file.
         #[arg(long = "in", value_name = "PATH")]
         input: PathBuf,
-        /// Replace an existing state.db (and its -wal/-shm).
+        /// Replace an existing state.db (and its -wal/-shm); one that is not
+        /// a SQLite file is moved aside, never deleted.
         #[arg(long)]
         force: bool,
     },
@@ -50,13 +51,17 @@ pub enum StorageCommand {
     /// Keeps server.crt, server.key and server.toml.
     #[command(
         after_help = "Exit codes: 0 ok, dry run or nothing to remove; 1 state.db is not a \
-                            SQLite file, I/O; 75 a server holds the data dir; 78 schema newer than \
-                            this binary."
+                            SQLite file (without --force), I/O; 75 a server holds the data dir; 78 \
+                            schema newer than this binary."
     )]
     Reset {
         /// Remove the files; without it, only list them.
         #[arg(long)]
         confirm: bool,
+        /// When state.db is not a SQLite file, move it aside instead of
+        /// refusing (it is never deleted).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -65,7 +70,7 @@ impl StorageCommand {
         match self {
             StorageCommand::Backup { out } => backup::backup(data_dir, &out),
             StorageCommand::Restore { input, force } => restore::restore(data_dir, &input, force),
-            StorageCommand::Reset { confirm } => reset::reset(data_dir, confirm),
+            StorageCommand::Reset { confirm, force } => reset::reset(data_dir, confirm, force),
         }
     }
 }
@@ -90,6 +95,41 @@ fn sidecars(db: &Path) -> Vec<PathBuf> {
         .iter()
         .map(|s| with_suffix(db, s))
         .collect()
+}
+
+/// Moves a database that is not one (no SQLite header) and its sidecars
+/// aside as `<name>.unreadable-<unix seconds>`, never deleting them, and
+/// returns the new name of the main file.
+fn move_aside_unreadable(db: &Path) -> anyhow::Result<PathBuf> {
+    // Never over an earlier one: a rename would replace it.
+    let base = format!(".unreadable-{}", crate::store::now());
+    let suffix = (0..)
+        .map(|n| match n {
+            0 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|s| !with_suffix(db, s).exists())
+        .expect("some suffix is free");
+    for p in sidecars(db).into_iter().filter(|p| p.exists()) {
+        let to = with_suffix(&p, &suffix);
+        std::fs::rename(&p, &to).with_context(|| format!("cannot move {} aside", p.display()))?;
+    }
+    let aside = with_suffix(db, &suffix);
+    std::fs::rename(db, &aside).with_context(|| format!("cannot move {} aside", db.display()))?;
+    sync_dir(db.parent().unwrap_or(Path::new(".")))?;
+    eprintln!(
+        "Moved the unreadable {} aside to {}.",
+        db.display(),
+        aside.display()
+    );
+    Ok(aside)
+}
+
+/// Whether a file exists and holds bytes that are not a SQLite database.
+fn is_unreadable(db: &Path) -> anyhow::Result<bool> {
+    let has_content = std::fs::metadata(db).is_ok_and(|m| m.len() > 0);
+    Ok(has_content
+        && !has_sqlite_header(db).with_context(|| format!("cannot read {}", db.display()))?)
 }
 
 /// Fails unless `path` starts with the SQLite header, so a command never

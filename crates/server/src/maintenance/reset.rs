@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Files reset leaves in place, listed so the operator sees they survive.
 const KEPT: [&str; 3] = ["server.crt", "server.key", "server.toml"];
 
-pub fn reset(data_dir: &Path, confirm: bool) -> Result<()> {
+pub fn reset(data_dir: &Path, confirm: bool, force: bool) -> Result<()> {
     if !data_dir.is_dir() {
         eprintln!("Nothing to remove: {} does not exist.", data_dir.display());
         return Ok(());
@@ -27,9 +27,17 @@ pub fn reset(data_dir: &Path, confirm: bool) -> Result<()> {
     let db = datadir::db_path(data_dir);
     // An empty file holds nothing to protect; SQLite reads it as an empty
     // database.
+    if force && super::is_unreadable(&db)? {
+        if !confirm {
+            println!("would move {} aside (not a SQLite file)", db.display());
+            eprintln!("Dry run: nothing was moved. Run again with --confirm.");
+            return Ok(());
+        }
+        super::move_aside_unreadable(&db)?;
+    }
     let has_content = std::fs::metadata(&db).is_ok_and(|m| m.len() > 0);
     if has_content {
-        require_sqlite(&db, "remove it")?;
+        require_sqlite(&db, "remove it (--force moves it aside)")?;
         require_known_schema(stored_version(&db, confirm)?)?;
     }
     // Sidecars before the database: a stale `-wal` must never outlive it.

@@ -44,7 +44,8 @@ pub fn restore(data_dir: &Path, input: &Path, force: bool) -> Result<()> {
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let _lock = DirLock::acquire(data_dir)?;
     let db = datadir::db_path(data_dir);
-    if db.exists() {
+    let empty = std::fs::metadata(&db).is_ok_and(|m| m.len() == 0);
+    if db.exists() && !empty {
         if !force {
             return Err(DomainError::new(
                 ErrorCode::FailedPrecondition,
@@ -55,7 +56,9 @@ pub fn restore(data_dir: &Path, input: &Path, force: bool) -> Result<()> {
             )
             .into());
         }
-        require_sqlite(&db, "replace it")?;
+        if super::is_unreadable(&db)? {
+            super::move_aside_unreadable(&db)?;
+        }
     }
     let old_aside = with_suffix(&db, ASIDE_SUFFIX);
     if !db.exists() && old_aside.exists() {
