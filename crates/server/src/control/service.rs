@@ -7,8 +7,10 @@ use crate::metrics::RuleLabels;
 use crate::secrets::{hash_token, new_token};
 use crate::state::Shared;
 use crate::store::{self, clients, enrollments, owner_caps, rules, settings, StoreError};
+use crate::throttle::Key;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, client_message, control_server::Control, server_message};
+use std::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -148,6 +150,17 @@ impl Control for ControlService {
         &self,
         request: Request<pb::RedeemRequest>,
     ) -> Result<Response<pb::RedeemResponse>, Status> {
+        // Codes are guessed from the public control port: failures are
+        // throttled per source like password guesses, counted and logged.
+        let source = request.remote_addr().map(|a| a.ip());
+        let keys: Vec<Key> = source.into_iter().map(Key::Source).collect();
+        if let Some(wait) = self.state.throttle.blocked(&keys, Instant::now()) {
+            self.state.metrics.auth_failure("rate_limited");
+            return Err(Status::resource_exhausted(format!(
+                "too many failed enrollment attempts; retry in {} s",
+                wait.as_secs().max(1)
+            )));
+        }
         let code_hash = hash_token(&request.get_ref().code);
         let token = new_token();
         let token_hash = hash_token(&token);
@@ -192,7 +205,20 @@ impl Control for ControlService {
             })
             .await
             .map_err(internal)?;
-        let (client, endpoint) = result?;
+        let (client, endpoint) = match result {
+            Ok(found) => found,
+            Err(status) => {
+                if status.code() == tonic::Code::PermissionDenied {
+                    self.state.throttle.failed(&keys, Instant::now());
+                    self.state.metrics.auth_failure("invalid_enrollment_code");
+                    tracing::warn!(
+                        source = ?source,
+                        "enrollment refused: the code is invalid, expired, superseded or used"
+                    );
+                }
+                return Err(status);
+            }
+        };
         // A new credential replaces the old one: end any stream still
         // authenticated by it.
         self.state.registry.kick(
@@ -214,8 +240,17 @@ impl Control for ControlService {
         &self,
         request: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let remote = request.remote_addr();
+        let refuse = |reason: &str, message: &'static str| {
+            self.state.metrics.auth_failure(reason);
+            tracing::warn!(remote = ?remote, reason, "client stream refused");
+            Status::unauthenticated(message)
+        };
         let Some(token) = bearer(request.metadata()) else {
-            return Err(Status::unauthenticated("missing client bearer token"));
+            return Err(refuse(
+                "missing_client_token",
+                "missing client bearer token",
+            ));
         };
         let hash = hash_token(&token);
         let client = self
@@ -224,8 +259,12 @@ impl Control for ControlService {
             .call(move |c| clients::by_token_hash(c, &hash))
             .await
             .map_err(internal)?
-            .ok_or_else(|| Status::unauthenticated("invalid or revoked client credential"))?;
-        let remote = request.remote_addr();
+            .ok_or_else(|| {
+                refuse(
+                    "invalid_client_token",
+                    "invalid or revoked client credential",
+                )
+            })?;
         let mut inbound = request.into_inner();
 
         let cid = client.id.clone();

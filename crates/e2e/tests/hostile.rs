@@ -1,9 +1,12 @@
-//! Descriptor budgets. On the edge: a client held to 1,024 descriptors
+//! Hostile load on loopback, bounded in count and time. Descriptor
+//! budgets on the edge: a client held to 1,024 descriptors
 //! takes a flood of new UDP sources (one datagram each, as spoofed sources
 //! would send) without starving the rest of the edge: its TCP rule keeps
 //! forwarding, a new push still binds, the flow that was there first keeps
 //! answering, and the refused flows are counted. On the control plane:
 //! idle connections to the public control port cannot starve the API.
+//! Guessed enrollment codes and forged client bearers are throttled,
+//! counted and logged.
 
 use portunus_e2e::net::{echo_ok, echo_server, free_port, loopback, udp_ask, udp_echo_server};
 use portunus_e2e::{poll_until, wait_connected, wait_for, Client, Server, DEADLINE};
@@ -199,4 +202,75 @@ fn push_tcp(server: &Server, target: std::net::SocketAddr) -> u16 {
         );
     }
     panic!("no free port for a TCP rule in 5 tries");
+}
+
+/// Enrollment codes are guessed on the public control port: failed redeems
+/// are throttled per source, counted and logged without the code; a bad
+/// client bearer is counted and logged too.
+#[test]
+fn guessed_enrollment_codes_are_throttled_counted_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bootstrapped(&dir.path().join("srv"));
+    let command = server.cli_ok(&["enroll-client", "edge-01"]);
+    let uri = command.split('\'').nth(1).unwrap();
+    let (head, _) = uri.split_once("code=").unwrap();
+    let guess = "not-a-code-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let bundle = dir.path().join("edge").join("client.bundle.json");
+    std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
+    let enroll = |uri: &str| {
+        portunus_e2e::client_cmd(bundle.parent().unwrap())
+            .args(["enroll", uri, "--out"])
+            .arg(&bundle)
+            .output()
+            .unwrap()
+    };
+    let mut throttled_after = None;
+    for i in 1..=40 {
+        let out = enroll(&format!("{head}code={guess}"));
+        assert!(!out.status.success());
+        let err = portunus_e2e::stderr_text(&out);
+        if err.contains("too many failed enrollment attempts") {
+            throttled_after = Some(i - 1);
+            break;
+        }
+        assert!(err.contains("invalid, expired"), "{err}");
+    }
+    assert_eq!(throttled_after, Some(30), "30 failures per source");
+    // Throttled, even the right code waits: the guesser cannot tell.
+    let out = enroll(uri);
+    assert!(portunus_e2e::stderr_text(&out).contains("too many failed enrollment attempts"));
+    let metrics = server.metrics_text();
+    assert!(
+        metrics.contains("portunus_auth_failures_total{reason=\"invalid_enrollment_code\"} 30"),
+        "{metrics}"
+    );
+    let logged = server
+        .log
+        .find_json("enrollment refused: the code is invalid, expired, superseded or used");
+    assert!(logged.is_some(), "the refusal is logged");
+    assert!(
+        !server.log.text().contains(guess),
+        "the code never reaches the log"
+    );
+
+    // A client bearer that is not valid: refused, counted and logged.
+    let other = tempfile::tempdir().unwrap();
+    let fresh = Server::bootstrapped(other.path());
+    let good = other.path().join("edge").join("client.bundle.json");
+    std::fs::create_dir_all(good.parent().unwrap()).unwrap();
+    fresh.enroll("edge-01", &good);
+    let mut text = std::fs::read_to_string(&good).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    text = text.replace(&token, "forged-token-forged-token-forged-token-xxxx");
+    std::fs::write(&good, text).unwrap();
+    let _client = Client::start(&good);
+    wait_for("the bad bearer to be counted", DEADLINE, || {
+        fresh
+            .metrics_text()
+            .contains("portunus_auth_failures_total{reason=\"invalid_client_token\"}")
+            .then_some(())
+    });
+    assert!(fresh.log.find_json("client stream refused").is_some());
+    assert!(!fresh.log.text().contains("forged-token"));
 }
