@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::future::FutureExt as _;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,15 @@ struct Port {
     routes: RwLock<Routes>,
     /// Cancels connections still being read when the port closes.
     peeks: CancellationToken,
+    /// Places for connections waiting for their ClientHello: a flood of
+    /// silent connections would otherwise pile up, and each that times out
+    /// goes on to the fallback's backend.
+    waiting: Arc<Semaphore>,
 }
+
+/// Connections one SNI port lets wait for a ClientHello at once; past
+/// that, new ones are closed at accept and counted as unmatched.
+pub(crate) const MAX_WAITING_HELLOS: usize = 1024;
 
 /// The rules seated at a port, in the order they joined, and the table
 /// that routes to them by index.
@@ -144,6 +153,7 @@ impl SniPorts {
                     number: port,
                     routes: RwLock::new(routes),
                     peeks: CancellationToken::new(),
+                    waiting: Arc::new(Semaphore::new(MAX_WAITING_HELLOS)),
                 });
                 let span = debug_span!("sni", port);
                 let accept = tokio::spawn(accept_loop(shared.clone(), listener).instrument(span));
@@ -213,19 +223,32 @@ impl Port {
                 return;
             }
         }
+        let Ok(place) = self.waiting.clone().try_acquire_owned() else {
+            debug!(%peer, "too many connections waiting for a ClientHello; closed");
+            if let Some(oldest) = read(&self.routes).members.first() {
+                oldest.rule.counters.sni_unmatched.inc();
+            }
+            return;
+        };
         let port = self.clone();
         let cancel = self.peeks.clone();
         // A combinator, not an `async` wrapper, which would hold the
         // classify future twice.
         tokio::spawn(
-            port.classify(stream, peer)
+            port.classify(stream, peer, place)
                 .with_cancellation_token_owned(cancel)
                 .in_current_span(),
         );
     }
 
-    async fn classify(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr) {
+    async fn classify(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        place: OwnedSemaphorePermit,
+    ) {
         let (bytes, peeked) = read_client_hello(&mut stream, MAX_HELLO_BYTES, PEEK_TIMEOUT).await;
+        drop(place);
         let server_name = match peeked {
             Peeked::Hello(hello) => hello.server_name,
             Peeked::Closed => {

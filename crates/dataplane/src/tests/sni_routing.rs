@@ -207,6 +207,41 @@ async fn a_silent_client_is_closed_after_the_peek_timeout() {
 }
 
 #[tokio::test]
+async fn silent_connections_past_the_cap_are_closed_at_once() {
+    use crate::sni::MAX_WAITING_HELLOS;
+    let exact = tagging_backend("exact").await;
+    let engine = Engine::new(EngineConfig::default());
+    let (port, handles) = sni_port(&engine, &[(Some("api.example.com"), exact)]).await;
+    let mut silent = Vec::with_capacity(MAX_WAITING_HELLOS);
+    for _ in 0..MAX_WAITING_HELLOS {
+        silent.push(connect(port).await);
+    }
+    // One more is closed at once, long before the peek timeout, and
+    // counted; a real ClientHello still gets through once places free up.
+    let mut extra = connect(port).await;
+    let started = tokio::time::Instant::now();
+    assert!(within("a closed extra", closed_by_peer(&mut extra)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed at accept"
+    );
+    eventually("the refusal counted", || {
+        handles[0].stats().sni_unmatched >= 1
+    })
+    .await;
+    drop(silent);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let back = exchange(port, &tls13("api.example.com"), usize::MAX).await;
+        if back.starts_with(b"exact\n") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "places never freed");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
 async fn one_pattern_and_one_fallback_per_port() {
     let backend = tagging_backend("x").await;
     let engine = Engine::new(EngineConfig::default());
