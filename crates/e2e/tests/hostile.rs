@@ -10,7 +10,7 @@
 
 use portunus_e2e::net::{echo_ok, echo_server, free_port, loopback, udp_ask, udp_echo_server};
 use portunus_e2e::{poll_until, wait_connected, wait_for, Client, Server, DEADLINE};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -273,4 +273,45 @@ fn guessed_enrollment_codes_are_throttled_counted_and_logged() {
     });
     assert!(fresh.log.find_json("client stream refused").is_some());
     assert!(!fresh.log.text().contains("forged-token"));
+}
+
+/// The operator listener: connections that never finish their request
+/// headers are closed by the header deadline, and their number is capped,
+/// so a server held to 1,024 descriptors never runs out and answers again
+/// as soon as they are gone.
+#[test]
+fn slow_and_idle_operator_connections_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bootstrapped_with_nofile(&dir.path().join("srv"), NOFILE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut idle = Vec::with_capacity(SOURCES);
+    while idle.len() < SOURCES && Instant::now() < deadline {
+        let mut s = connect_from("127.0.0.2", server.http);
+        // Half a request line, never finished.
+        let _ = s.write_all(b"GET /v1/auth/status HTTP/1.1\r\nHost: x\r\n");
+        idle.push(s);
+    }
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    wait_for("the slow connections to be closed", DEADLINE, || {
+        let mut buf = [0u8; 512];
+        idle.retain(|mut s| match s.read(&mut buf) {
+            Ok(0) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            _ => false,
+        });
+        idle.is_empty().then_some(())
+    });
+    let status: serde_json::Value = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/auth/status", server.url()))
+        .send()
+        .expect("the API answers")
+        .json()
+        .unwrap();
+    assert_eq!(status["onboarding_required"], false);
+    assert!(!server.log.text().contains("Too many open files"));
 }

@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod datadir;
 mod enrollment;
+mod http_listener;
 mod logging;
 mod maintenance;
 mod metrics;

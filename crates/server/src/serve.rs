@@ -170,16 +170,12 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
             stopped(),
         );
     let grpc = tokio::spawn(grpc);
-    let http_srv = tokio::spawn(
-        axum::serve(
-            http,
-            api::router(state.clone())
-                .merge(portunus_console::router())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped())
-        .into_future(),
-    );
+    let http_srv = tokio::spawn(crate::http_listener::serve(
+        http,
+        api::router(state.clone()).merge(portunus_console::router()),
+        crate::http_listener::Limits::default(),
+        stopped(),
+    ));
     let retention = tokio::spawn(crate::retention::run(state.clone(), stopped()));
     let metrics_srv = tokio::spawn(
         axum::serve(metrics, api::metrics_router(state.clone()))
