@@ -14,6 +14,6 @@ mod route;
 pub(crate) mod tests;
 
 pub use client_hello::{parse_client_hello, ClientHello, HelloError, MAX_HELLO_BYTES};
-pub(crate) use port::{SniMembership, SniPorts};
 #[cfg(test)]
 pub(crate) use port::MAX_WAITING_HELLOS;
+pub(crate) use port::{SniMembership, SniPorts};

@@ -592,6 +592,24 @@ fn grants_decide_who_may_push_where() {
         api.post("/v1/rules", t, body)
     };
     push("edge-02", 8000, None, "tcp").expect(403, "client_not_granted");
+    // A missing client answers exactly like an ungranted one, naming only
+    // what the user gave; a rule filter on either is an empty list.
+    let ungranted = push("edge-02", 8000, None, "tcp");
+    let missing = push("ghost", 8000, None, "tcp");
+    missing.expect(403, "client_not_granted");
+    assert_eq!(
+        missing.body["error"]["message"],
+        ungranted.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("edge-02", "ghost")
+    );
+    for client in ["edge-02", "ghost"] {
+        let r = api.get(&format!("/v1/rules?client={client}"), t);
+        assert_eq!(r.ok(200), &json!([]), "{client}");
+    }
+    api.get("/v1/rules?client=ghost", a)
+        .expect(404, "client_not_found");
     let star = grant(
         json!({"user_id": "alice", "client": "*", "listen_port_start": 9000, "listen_port_end": 9000, "protocols": "tcp,udp"}),
     );

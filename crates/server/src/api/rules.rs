@@ -85,14 +85,24 @@ pub async fn create(
     spec.normalize();
     spec.validate(&state.limits())?;
     let user = actor.clone();
+    let given = client_ref.clone();
     let (client, grants) = state
         .store
-        .call(move |c| {
-            let client = clients::get(c, &client_ref)?;
-            Ok((client, grants::for_actor(c, &user)?))
-        })
+        .call(move |c| Ok((clients::find(c, &client_ref)?, grants::for_actor(c, &user)?)))
         .await?;
-    authz::may_push(&actor, (&client.id, &client.name), &spec, &grants)?;
+    // Authorisation before existence: a user learns nothing about clients
+    // outside their grants, not even whether one exists, and the answer
+    // names only what they gave.
+    let client = match client {
+        Some(client) => {
+            authz::may_push(&actor, (&client.id, &given), &spec, &grants)?;
+            client
+        }
+        None => {
+            authz::may_push(&actor, ("", &given), &spec, &[])?;
+            return Err(clients::not_found(&given).into());
+        }
+    };
     if state.registry.info(&client.id).is_none() {
         return Err(ApiError::new(
             ErrorCode::ClientNotConnected,
@@ -245,11 +255,18 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<RuleView>>> {
     let owner = authz::visible_owner(&actor, q.owner.as_deref()).map(str::to_string);
     let client = q.client;
+    let superadmin = authz::require_superadmin(&actor).is_ok();
     let rows = state
         .store
         .call(move |c| {
             let client_id = match client {
-                Some(r) => Some(clients::get(c, &r)?.id),
+                Some(r) => match clients::find(c, &r)? {
+                    Some(found) => Some(found.id),
+                    // A user's filter on a client that does not exist
+                    // answers like one they have no rules on.
+                    None if !superadmin => return Ok(Vec::new()),
+                    None => Some(clients::get(c, &r)?.id),
+                },
                 None => None,
             };
             rules::list(c, client_id.as_deref(), owner.as_deref())
