@@ -49,6 +49,7 @@ fn first_run_enroll_watch_revoke_and_settings() {
     onboard(&b, &token, ADMIN_PASSWORD);
     b.wait_text("h1", "Dashboard");
     b.wait_text("nav.main", "Settings");
+    b.wait_text("#build", "commit");
     b.click("nav.main a[href='#/clients']");
     b.wait_text("h1", "Clients");
 

@@ -85,10 +85,11 @@ function useRoute(me) {
   return { hash, view: m ? html`<${m.page.view} me=${me} ...${m.params} />` : null };
 }
 
-function Shell({ me, onSignOut }) {
+function Shell({ me, build, onSignOut }) {
   const { hash, view } = useRoute(me);
   return html`<${Nav} me=${me} hash=${hash} onSignOut=${onSignOut} />
-    <main id="main">${view}</main>`;
+    <main id="main">${view}</main>
+    ${build && html`<footer class="small muted build" id="build">portunus-server ${build.version} (commit ${build.commit}, built ${build.build_date})</footer>`}`;
 }
 
 function App() {
@@ -100,7 +101,7 @@ function App() {
       const status = await api.get('/auth/status');
       if (status.onboarding_required) return setState({ phase: 'onboarding' });
       const me = await api.get('/users/me');
-      setState({ phase: me.password_change_required ? 'change' : 'ready', me });
+      setState({ phase: me.password_change_required ? 'change' : 'ready', me, build: status });
     } catch (e) {
       if (e instanceof api.ApiError && e.status === 401) return setState({ phase: 'signin', notice });
       setState({ phase: 'down', error: e });
@@ -133,7 +134,7 @@ function App() {
     case 'change':
       return html`<${ChangePassword} me=${state.me} onDone=${() => load()} onSignOut=${signOut} />`;
     case 'ready':
-      return html`<${Shell} me=${state.me} onSignOut=${signOut} />`;
+      return html`<${Shell} me=${state.me} build=${state.build} onSignOut=${signOut} />`;
     default:
       return html`<main class="narrow"><${Notice} kind="error">${errText(state.error)}</${Notice}>
         <button type="button" onClick=${() => load()}>Retry</button></main>`;

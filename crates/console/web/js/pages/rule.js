@@ -38,7 +38,8 @@ function useLiveStats(id) {
       });
     };
     const poll = async () => {
-      if (closed) return;
+      // Polling stops once the stream is back.
+      if (closed || source) return;
       try {
         take(await api.get(`/rules/${api.seg(id)}/stats${query}`), 'polling');
       } catch (e) {
