@@ -18,11 +18,16 @@ pub const MAX_LIMIT: u32 = 1000;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Rows per page, 1-1000 (default 100).
     limit: Option<u32>,
     outcome: Option<Outcome>,
+    /// Only rows at or after this RFC 3339 time.
     since: Option<String>,
+    /// Only rows before this RFC 3339 time.
     until: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only rows of this user id; empty means everyone.
     actor: Option<String>,
 }
 
@@ -65,14 +70,18 @@ impl AuditQuery {
     }
 }
 
+/// One audited request.
 #[derive(Debug, Serialize)]
 pub struct EntryView {
     pub id: i64,
     pub at: String,
+    /// The user id, when the request identified one.
     pub actor: Option<String>,
     pub method: String,
+    /// The request path, without its query string.
     pub path: String,
     pub outcome: String,
+    /// `ok`, or the stable error code of a denial.
     pub reason: String,
 }
 
@@ -90,6 +99,7 @@ impl From<Entry> for EntryView {
     }
 }
 
+/// One page of the trail, newest first.
 #[derive(Debug, Serialize)]
 pub struct Page {
     pub entries: Vec<EntryView>,
@@ -97,6 +107,7 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// The audit trail, newest first, a page at a time.
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

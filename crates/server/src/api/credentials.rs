@@ -3,19 +3,20 @@
 //! superadmins anyone's.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::authz;
 use crate::secrets::{hash_token, new_token};
 use crate::state::Shared;
 use crate::store::credentials::{self, CredentialRow};
 use crate::store::users::Actor;
 use crate::timefmt::rfc3339;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+/// An API credential, without its token.
 #[derive(Debug, Serialize)]
 pub struct CredentialView {
     pub credential_id: String,
@@ -46,6 +47,7 @@ impl From<CredentialRow> for CredentialView {
 pub struct IssuedView {
     pub credential_id: String,
     pub label: String,
+    /// The bearer token, shown this once; only its hash is kept.
     pub token: String,
 }
 
@@ -68,10 +70,11 @@ pub struct IssueBody {
     label: String,
 }
 
+/// Issue an API token for a user (yourself, or anyone for a superadmin).
 pub async fn issue(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(body): ApiJson<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<IssuedView>)> {
     authz::may_manage_user(&actor, &user_id)?;
@@ -93,10 +96,11 @@ pub async fn issue(
     ))
 }
 
+/// A user's credentials, revoked ones included, without tokens.
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<CredentialView>>> {
     authz::may_manage_user(&actor, &user_id)?;
     let rows = state
@@ -106,10 +110,11 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(CredentialView::from).collect()))
 }
 
+/// Revoke a credential; its token answers 401 from now on.
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((user_id, id)): Path<(String, String)>,
+    ApiPath((user_id, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<CredentialView>> {
     authz::may_manage_user(&actor, &user_id)?;
     let row = state
@@ -120,12 +125,13 @@ pub async fn revoke(
     Ok(Json(row.into()))
 }
 
-/// Replaces the credential's token in one statement: the old token is
-/// refused from the moment this answers.
+/// Replace a credential's token.
+///
+/// One statement: the old token is refused from the moment this answers.
 pub async fn rotate(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((user_id, id)): Path<(String, String)>,
+    ApiPath((user_id, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<IssuedView>> {
     authz::may_manage_user(&actor, &user_id)?;
     let token = new_token();

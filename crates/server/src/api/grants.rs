@@ -3,35 +3,44 @@
 //! takes them off their clients.
 
 use super::error::ApiResult;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::authz;
 use crate::state::Shared;
 use crate::store::grants::{self, GrantRow, NewGrant};
 use crate::store::users::Actor;
 use crate::store::{clients, users};
 use crate::timefmt::rfc3339;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::rule::Protocol;
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The client every grant for `*` names.
 pub const ANY_CLIENT: &str = "*";
 
+/// What a user may push: a client (or all), a listen-port range and
+/// protocols.
 #[derive(Debug, Serialize)]
 pub struct GrantView {
     pub grant_id: String,
     pub user_id: String,
     /// A client name, or `*` for every client.
     pub client: String,
+    /// Null for `*`.
     pub client_id: Option<String>,
     pub listen_port_start: u32,
     pub listen_port_end: u32,
     pub protocols: Vec<&'static str>,
     pub created_at: String,
+}
+
+/// A revoked grant and the rules no remaining grant covered.
+#[derive(Debug, Serialize)]
+pub struct GrantRevoked {
+    pub grant_id: String,
+    pub removed_rules: Vec<String>,
 }
 
 impl From<GrantRow> for GrantView {
@@ -111,18 +120,20 @@ pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct CreateGrantBody {
     user_id: String,
+    /// A client name or id, or `*` for every client.
     client: String,
     listen_port_start: u32,
     listen_port_end: u32,
     protocols: Protocols,
 }
 
+/// Grant a user a client (or all), a listen-port range and protocols.
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreateGrantBody>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
     authz::require_superadmin(&actor)?;
     validate_ports(body.listen_port_start, body.listen_port_end)?;
@@ -154,9 +165,11 @@ pub async fn create(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only this user's grants; a user sees only their own anyway.
     user_id: Option<String>,
 }
 
+/// List grants: every grant for a superadmin, a user's own otherwise.
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -170,19 +183,20 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(GrantView::from).collect()))
 }
 
+/// Revoke a grant and remove the rules no remaining grant covers.
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantRevoked>> {
     authz::require_superadmin(&actor)?;
     let (grant, removed) = state.store.write(move |tx| grants::revoke(tx, &id)).await?;
     super::rules::retract(&state, &removed).await;
     tracing::info!(grant = %grant.id, user = %grant.user_id, rules = removed.len(), by = %actor.user_id, "grant revoked");
-    Ok(Json(json!({
-        "grant_id": grant.id,
-        "removed_rules": removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-    })))
+    Ok(Json(GrantRevoked {
+        grant_id: grant.id,
+        removed_rules: removed.into_iter().map(|r| r.id).collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -15,18 +15,20 @@ mod route_table;
 pub mod rules;
 mod session;
 mod settings;
+mod strict;
 mod users;
 mod views;
 
 use crate::authz::require_superadmin;
 use crate::state::Shared;
 use crate::store::users::Actor;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use error::{ApiError, ApiResult};
 use portunus_domain::ErrorCode;
+use serde::Serialize;
 
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
@@ -94,22 +96,35 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/auth/onboarding", post(session::onboarding))
         .route("/v1/auth/login", post(session::login))
         .merge(protected)
+        // After every route, since it applies to the routes present.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(from_fn_with_state(state.clone(), crate::audit::layer))
         .with_state(state)
 }
 
-async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+/// Whether the store still needs its first superadmin.
+#[derive(Debug, Serialize)]
+pub struct AuthStatus {
+    /// True until a superadmin exists: the console then offers onboarding.
+    pub onboarding_required: bool,
+}
+
+/// Whether onboarding is still open; the one call a console makes first.
+async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<AuthStatus>> {
     let bootstrapped = state.is_bootstrapped()
         || state
             .store
             .call(|c| crate::store::users::has_active_superadmin(c))
             .await?;
-    Ok(Json(
-        serde_json::json!({ "onboarding_required": !bootstrapped }),
-    ))
+    Ok(Json(AuthStatus {
+        onboarding_required: !bootstrapped,
+    }))
 }
 
+/// The Prometheus exposition of `/metrics`, for superadmins who reach only
+/// the operator listener.
 async fn metrics_mirror(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -120,6 +135,13 @@ async fn metrics_mirror(
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method; Allow lists those it takes",
+    )
 }
 
 /// The Prometheus listener: `GET /metrics`, no authentication.

@@ -178,6 +178,10 @@ pub fn summarize(
     out
 }
 
+/// The fleet at a glance: counts, traffic, the busiest rules, alerts.
+///
+/// Scoped like the rule list: a user sees only their own rules and no
+/// client census.
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portunus_domain::names::validate_user_id;
 use portunus_domain::{DomainError, ErrorCode};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// A `Set-Cookie` value for the session cookie; `None` clears it.
@@ -108,6 +107,19 @@ pub struct LoginBody {
     password: String,
 }
 
+/// Who signed in; the session itself travels in the cookie.
+#[derive(Debug, Serialize)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub role: Role,
+    /// The password is temporary: until it is changed the session may only
+    /// read `/v1/users/me`, change the password and sign out.
+    pub password_change_required: bool,
+}
+
+/// Sign in with a user id and password; sets the session cookie.
+///
+/// Failures are throttled per source address and per user id.
 pub async fn login(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,
@@ -141,11 +153,11 @@ pub async fn login(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let mut resp = Json(json!({
-        "user_id": user_id,
-        "role": record.actor.role,
-        "password_change_required": record.temporary,
-    }))
+    let mut resp = Json(SignedIn {
+        user_id: user_id.clone(),
+        role: record.actor.role,
+        password_change_required: record.temporary,
+    })
     .into_response();
     resp.headers_mut()
         .insert(SET_COOKIE, cookie(&state, Some(&session)));
@@ -163,6 +175,8 @@ fn bad_login(state: &Shared, keys: &[Key]) -> Response {
     .into_response()
 }
 
+/// Sign out: ends the session (if the caller used one) and clears the
+/// cookie.
 pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>) -> Response {
     if let Via::Session { id_hash } = via {
         if let Err(e) = state
@@ -181,10 +195,19 @@ pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>)
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardingBody {
+    /// The token `serve` printed on a store with no superadmin.
     setup_token: String,
     user_id: String,
     display_name: String,
     password: String,
+}
+
+/// The first superadmin.
+#[derive(Debug, Serialize)]
+pub struct Onboarded {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
 }
 
 fn closed() -> ApiError {
@@ -194,6 +217,10 @@ fn closed() -> ApiError {
     )
 }
 
+/// Create the first superadmin with the setup token.
+///
+/// Open only while no active superadmin exists; attempts are throttled per
+/// source address.
 pub async fn onboarding(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,
@@ -270,11 +297,11 @@ async fn onboard(state: &Shared, keys: &[Key], body: OnboardingBody) -> ApiResul
     tracing::info!(user = %body.user_id, "onboarding created the first superadmin");
     let mut resp = (
         StatusCode::CREATED,
-        Json(json!({
-            "user_id": body.user_id,
-            "display_name": body.display_name,
-            "role": Role::Superadmin,
-        })),
+        Json(Onboarded {
+            user_id: body.user_id.clone(),
+            display_name: body.display_name,
+            role: Role::Superadmin,
+        }),
     )
         .into_response();
     resp.extensions_mut().insert(ActorTag(body.user_id));

@@ -31,6 +31,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestHost {
     }
 }
 
+/// The advertised endpoint clients dial: the override, the effective
+/// value and where it comes from.
 pub async fn get_advertised_endpoint(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -46,7 +48,9 @@ pub async fn get_advertised_endpoint(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdvertisedEndpointBody {
-    /// Required, so `{}` is a bad request rather than a silent clear.
+    /// A bare `host:port` the certificate's SAN covers; null or empty
+    /// clears the override. Required, so `{}` is a bad request rather than
+    /// a silent clear.
     #[serde(deserialize_with = "required_nullable")]
     advertised_endpoint: Option<String>,
 }
@@ -55,8 +59,10 @@ fn required_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
     Option::<String>::deserialize(d)
 }
 
-/// Sets the override after checking its grammar, then its SAN coverage;
-/// `null` or `""` clears it. Answers like the GET.
+/// Set or clear the advertised-endpoint override.
+///
+/// Checks the grammar first, then SAN coverage; `null` or `""` clears it.
+/// Answers like the GET.
 pub async fn put_advertised_endpoint(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

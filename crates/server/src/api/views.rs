@@ -2,20 +2,24 @@
 
 use crate::control::registry::SessionInfo;
 use crate::store::clients::ClientRow;
-use crate::store::rules::RuleRow;
+use crate::store::rules::{RuleRow, RuleState};
 use crate::timefmt::rfc3339;
 use portunus_domain::rule::RuleSpec;
 use portunus_proto::pb;
 use serde::Serialize;
 
+/// An edge client as the operator sees it.
 #[derive(Debug, Serialize)]
 pub struct ClientView {
     pub client_id: String,
     pub name: String,
+    /// The public host consumers of this client's ports reach.
     pub address: Option<String>,
+    /// Whether the client holds a live control stream now.
     pub connected: bool,
     pub remote_addr: Option<String>,
     pub connected_since: Option<String>,
+    /// Whether its enrollment has been redeemed.
     pub enrolled: bool,
     pub revoked: bool,
     pub created_at: String,
@@ -40,13 +44,17 @@ impl ClientView {
     }
 }
 
+/// A rule: where it lives, who owns it, its state, and its specification.
 #[derive(Debug, Serialize)]
 pub struct RuleView {
     pub rule_id: String,
+    /// The client's name.
     pub client: String,
     pub client_id: String,
+    /// The user who pushed it.
     pub owner: String,
-    pub state: &'static str,
+    pub state: RuleState,
+    /// Why the edge could not activate it, when `state` is `failed`.
     pub reason: Option<String>,
     #[serde(flatten)]
     pub spec: RuleSpec,
@@ -61,7 +69,7 @@ impl From<RuleRow> for RuleView {
             client: r.client_name,
             client_id: r.client_id,
             owner: r.owner,
-            state: r.state.as_str(),
+            state: r.state,
             reason: r.reason,
             spec: r.spec,
             created_at: rfc3339(r.created_at),
@@ -70,6 +78,9 @@ impl From<RuleRow> for RuleView {
     }
 }
 
+/// A rule's counters from its client's latest report (all zero and
+/// `reported_at` null before the first one). Counters are cumulative since
+/// the client started the rule.
 #[derive(Debug, Serialize, Default)]
 pub struct StatsView {
     pub rule_id: String,
@@ -89,8 +100,10 @@ pub struct StatsView {
     pub rate_limit_rejects: u64,
     pub sni_routed: u64,
     pub sni_unmatched: u64,
+    /// With `per_port=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_port: Option<Vec<PortView>>,
+    /// With `per_target=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_target: Option<Vec<TargetView>>,
 }
