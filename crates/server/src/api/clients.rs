@@ -14,23 +14,30 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::names::{validate_bare_host, validate_client_name};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// The path parameter every client route takes.
+const CLIENT_ID: &str = "A client id or name";
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
     /// The client's name; an existing client of that name is re-enrolled.
+    #[schema(schema_with = super::schemas::client_name)]
     name: String,
     /// The public host consumers of this client's ports reach: a host name
     /// or IP address, no port; null or empty for none.
     address: Option<String>,
     /// How long the enrollment may be redeemed; 600 when absent.
+    #[schema(minimum = 1, maximum = 86400, example = 600)]
     ttl_secs: Option<i64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReEnrollBody {
     /// How long the enrollment may be redeemed; 600 when absent.
+    #[schema(minimum = 1, maximum = 86400, example = 600)]
     ttl_secs: Option<i64>,
 }
 
@@ -66,6 +73,9 @@ async fn create_enrollment(
 ///
 /// A new enrollment for the same client supersedes its unredeemed ones.
 /// The URI embeds the advertised endpoint resolved now.
+#[utoipa::path(post, path = "/v1/client-enrollments", tag = "clients", operation_id = "enrollClient",
+    request_body = EnrollBody,
+    responses((status = 201, description = "The enrollment; its code is shown this once.", body = enrollment::Created)))]
 pub async fn enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -82,6 +92,10 @@ pub async fn enroll(
 /// Re-enroll an existing client.
 ///
 /// The body is optional: an empty `POST` re-enrolls with the default TTL.
+#[utoipa::path(post, path = "/v1/clients/{id}/enrollment", tag = "clients", operation_id = "reEnrollClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body(content = Option<ReEnrollBody>, description = "Optional; may be empty."),
+    responses((status = 201, description = "The enrollment; its code is shown this once.", body = enrollment::Created)))]
 pub async fn re_enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -102,6 +116,8 @@ fn view(state: &Shared, c: clients::ClientRow) -> ClientView {
 }
 
 /// List every provisioned client and whether it is connected.
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", operation_id = "listClients",
+    responses((status = 200, description = "Every client.", body = Vec<ClientView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -112,6 +128,9 @@ pub async fn list(
 }
 
 /// One client.
+#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", operation_id = "getClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -125,6 +144,9 @@ pub async fn get(
 /// Revoke a client's credential; its stream drops at once.
 ///
 /// Revoking a revoked client again is harmless.
+#[utoipa::path(post, path = "/v1/clients/{id}/revoke", tag = "clients", operation_id = "revokeClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The revoked client.", body = ClientView)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -148,6 +170,9 @@ pub async fn revoke(
 }
 
 /// Delete a revoked client with its rules.
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", operation_id = "deleteClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -169,14 +194,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressBody {
     /// A bare host name or IP address; null or empty clears it.
+    #[schema(example = "edge-01.example.com")]
     address: Option<String>,
 }
 
 /// Set or clear a client's public address.
+#[utoipa::path(put, path = "/v1/clients/{id}", tag = "clients", operation_id = "setClientAddress",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body = AddressBody,
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn set_address(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -199,13 +229,18 @@ pub async fn set_address(
     Ok(Json(view(&state, row)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameBody {
+    #[schema(schema_with = super::schemas::client_name)]
     name: String,
 }
 
 /// Rename a client; its id, rules and credential stay.
+#[utoipa::path(patch, path = "/v1/clients/{id}/name", tag = "clients", operation_id = "renameClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body = NameBody,
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn rename(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

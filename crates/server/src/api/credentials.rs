@@ -15,15 +15,22 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+const USER_ID: &str = "The credential's user id";
+const CREDENTIAL_ID: &str = "A credential id";
 
 /// An API credential, without its token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialView {
     pub credential_id: String,
     pub user_id: String,
     pub label: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub rotated_at: Option<String>,
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
     pub revoked: bool,
 }
@@ -43,9 +50,10 @@ impl From<CredentialRow> for CredentialView {
 }
 
 /// The one answer that carries a token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedView {
     pub credential_id: String,
+    #[schema(example = "ci deploy")]
     pub label: String,
     /// The bearer token, shown this once; only its hash is kept.
     pub token: String,
@@ -64,13 +72,18 @@ fn validate_label(label: &str) -> Result<(), DomainError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
+    #[schema(schema_with = super::schemas::label)]
     label: String,
 }
 
 /// Issue an API token for a user (yourself, or anyone for a superadmin).
+#[utoipa::path(post, path = "/v1/users/{id}/credentials", tag = "credentials", operation_id = "issueCredential",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = IssueBody,
+    responses((status = 201, description = "The credential and its token, shown this once.", body = IssuedView)))]
 pub async fn issue(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -97,6 +110,9 @@ pub async fn issue(
 }
 
 /// A user's credentials, revoked ones included, without tokens.
+#[utoipa::path(get, path = "/v1/users/{id}/credentials", tag = "credentials", operation_id = "listCredentials",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "The credentials, oldest first.", body = Vec<CredentialView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -111,6 +127,9 @@ pub async fn list(
 }
 
 /// Revoke a credential; its token answers 401 from now on.
+#[utoipa::path(delete, path = "/v1/users/{id}/credentials/{cid}", tag = "credentials", operation_id = "revokeCredential",
+    params(("id" = String, Path, description = USER_ID), ("cid" = String, Path, description = CREDENTIAL_ID)),
+    responses((status = 200, description = "The revoked credential.", body = CredentialView)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -128,6 +147,9 @@ pub async fn revoke(
 /// Replace a credential's token.
 ///
 /// One statement: the old token is refused from the moment this answers.
+#[utoipa::path(post, path = "/v1/users/{id}/credentials/{cid}/rotate", tag = "credentials", operation_id = "rotateCredential",
+    params(("id" = String, Path, description = USER_ID), ("cid" = String, Path, description = CREDENTIAL_ID)),
+    responses((status = 200, description = "The new token, shown this once.", body = IssuedView)))]
 pub async fn rotate(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

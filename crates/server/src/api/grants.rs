@@ -16,28 +16,34 @@ use axum::{Extension, Json};
 use portunus_domain::rule::Protocol;
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// The client every grant for `*` names.
 pub const ANY_CLIENT: &str = "*";
 
 /// What a user may push: a client (or all), a listen-port range and
 /// protocols.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
     pub grant_id: String,
     pub user_id: String,
     /// A client name, or `*` for every client.
+    #[schema(example = "edge-01")]
     pub client: String,
     /// Null for `*`.
     pub client_id: Option<String>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub listen_port_start: u32,
+    #[schema(minimum = 1, maximum = 65535)]
     pub listen_port_end: u32,
+    #[schema(value_type = Vec<Protocol>)]
     pub protocols: Vec<&'static str>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// A revoked grant and the rules no remaining grant covered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GrantRevoked {
     pub grant_id: String,
     pub removed_rules: Vec<String>,
@@ -97,6 +103,27 @@ impl Protocols {
     }
 }
 
+/// What `Protocols::parse` accepts, in lowercase: a non-empty list, or the
+/// same names joined by commas.
+fn protocols_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let name = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["tcp", "udp"]))
+    };
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(name()).min_items(Some(1)))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(tcp|udp)(,(tcp|udp))*$")),
+        )
+        .description(Some("`[\"tcp\", \"udp\"]` or `\"tcp,udp\"`."))
+        .examples([serde_json::json!(["tcp", "udp"])])
+        .into()
+}
+
 /// Both ends in 1..=65535, start not after end.
 pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
     for (field, v) in [("listen_port_start", start), ("listen_port_end", end)] {
@@ -118,18 +145,26 @@ pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrantBody {
+    #[schema(example = "alice")]
     user_id: String,
     /// A client name or id, or `*` for every client.
+    #[schema(example = "edge-01")]
     client: String,
+    #[schema(minimum = 1, maximum = 65535, example = 20000)]
     listen_port_start: u32,
+    #[schema(minimum = 1, maximum = 65535, example = 20999)]
     listen_port_end: u32,
+    #[schema(schema_with = protocols_schema)]
     protocols: Protocols,
 }
 
 /// Grant a user a client (or all), a listen-port range and protocols.
+#[utoipa::path(post, path = "/v1/grants", tag = "grants", operation_id = "createGrant",
+    request_body = CreateGrantBody,
+    responses((status = 201, description = "The grant.", body = GrantView)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -162,14 +197,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this user's grants; a user sees only their own anyway.
     user_id: Option<String>,
 }
 
 /// List grants: every grant for a superadmin, a user's own otherwise.
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", operation_id = "listGrants",
+    params(ListQuery),
+    responses((status = 200, description = "The grants, oldest first.", body = Vec<GrantView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -184,6 +223,9 @@ pub async fn list(
 }
 
 /// Revoke a grant and remove the rules no remaining grant covers.
+#[utoipa::path(delete, path = "/v1/grants/{id}", tag = "grants", operation_id = "revokeGrant",
+    params(("id" = String, Path, description = "A grant id")),
+    responses((status = 200, description = "Revoked.", body = GrantRevoked)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -8,11 +8,13 @@ mod credentials;
 pub mod error;
 mod extract;
 mod grants;
+pub mod openapi;
 mod overview;
 pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
 pub mod rules;
+mod schemas;
 mod session;
 mod settings;
 mod strict;
@@ -29,6 +31,7 @@ use axum::{Extension, Json, Router};
 use error::{ApiError, ApiResult};
 use portunus_domain::ErrorCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
@@ -93,6 +96,7 @@ pub fn router(state: Shared) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/v1/auth/status", get(auth_status))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/auth/onboarding", post(session::onboarding))
         .route("/v1/auth/login", post(session::login))
         .merge(protected)
@@ -105,13 +109,15 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Whether the store still needs its first superadmin.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuthStatus {
     /// True until a superadmin exists: the console then offers onboarding.
     pub onboarding_required: bool,
 }
 
 /// Whether onboarding is still open; the one call a console makes first.
+#[utoipa::path(get, path = "/v1/auth/status", tag = "auth", operation_id = "getAuthStatus",
+    responses((status = 200, description = "The status.", body = AuthStatus)))]
 async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<AuthStatus>> {
     let bootstrapped = state.is_bootstrapped()
         || state
@@ -125,6 +131,9 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<AuthStatus>>
 
 /// The Prometheus exposition of `/metrics`, for superadmins who reach only
 /// the operator listener.
+#[utoipa::path(get, path = "/v1/metrics", tag = "overview", operation_id = "getMetrics",
+    responses((status = 200, description = "Prometheus text format.",
+        content_type = "text/plain", body = String)))]
 async fn metrics_mirror(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -15,9 +15,13 @@ use portunus_domain::rule::RateLimit;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, server_message};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+const CLIENT_ID: &str = "A client id or name";
+const OWNER: &str = "The owner's user id";
 
 /// An owner with rules or an envelope on a client.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OwnerView {
     /// The client's name.
     pub client: String,
@@ -29,7 +33,7 @@ pub struct OwnerView {
 }
 
 /// An owner's envelope on a client: caps on the sum of the owner's rules.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EnvelopeView {
     pub client: String,
     pub owner: String,
@@ -58,6 +62,9 @@ pub fn validate_envelope(limit: &RateLimit) -> Result<(), DomainError> {
 }
 
 /// The owners with rules or an envelope on a client.
+#[utoipa::path(get, path = "/v1/clients/{id}/owners", tag = "owner caps", operation_id = "listOwners",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The owners, by user id.", body = Vec<OwnerView>)))]
 pub async fn list_owners(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -96,6 +103,9 @@ pub async fn list_owners(
 }
 
 /// An owner's envelope on a client.
+#[utoipa::path(get, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "getOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -125,6 +135,10 @@ pub async fn get(
 
 /// Set an owner's envelope on a client and push it if the client is
 /// connected.
+#[utoipa::path(put, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "setOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    request_body(content = RateLimit, description = "At least one cap."),
+    responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn put(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -163,6 +177,9 @@ pub async fn put(
 }
 
 /// Remove an owner's envelope on a client.
+#[utoipa::path(delete, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "removeOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    responses((status = 204, description = "Removed.")))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

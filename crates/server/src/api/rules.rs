@@ -20,15 +20,21 @@ use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, server_message};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// The path parameter every rule route takes.
+const RULE_ID: &str = "A rule id";
 
 pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
 const MAX_ACK_TIMEOUT_MS: u64 = 60_000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AckQuery {
     /// How long to wait for the client's outcome, in milliseconds
     /// (default 2000; values above 60000 wait 60000).
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     ack_timeout_ms: Option<u64>,
 }
 
@@ -45,9 +51,17 @@ impl AckQuery {
 /// The body of `POST /v1/rules`: the client, then the rule's specification.
 /// The command line serializes it; the server reads it with `parse_body`,
 /// because serde cannot refuse unknown fields next to a flattened struct.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "client": "edge-01",
+    "listen_port": 20080,
+    "protocol": "tcp",
+    "targets": [{ "host": "127.0.0.1", "port": 9, "priority": 1 }],
+    "rate_limit": { "bandwidth_in_bps": 1000000, "concurrent_connections": 100 }
+}))]
 pub struct PushRuleBody {
     /// The client's name or id.
+    #[schema(example = "edge-01")]
     pub client: String,
     #[serde(flatten)]
     pub spec: RuleSpec,
@@ -95,6 +109,10 @@ pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError
 /// (409 `port_in_use` or `activation_failed`, and the rule is deleted).
 /// When the ack budget runs out first it answers 201 with the rule still
 /// `pending`.
+#[utoipa::path(post, path = "/v1/rules", tag = "rules", operation_id = "pushRule",
+    params(AckQuery),
+    request_body = PushRuleBody,
+    responses((status = 201, description = "The rule, `active` or still `pending`.", body = RuleView)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -170,8 +188,9 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "rate_limit": { "bandwidth_in_bps": 500000, "bandwidth_in_burst": 1000000 } }))]
 pub struct RateLimitBody {
     /// The new caps; null or absent removes every cap.
     rate_limit: Option<portunus_domain::rule::RateLimit>,
@@ -182,6 +201,10 @@ pub struct RateLimitBody {
 /// The client applies them to new connections without restarting the
 /// rule. An unconnected client gets them with its full rule set when it
 /// reconnects; the answer then says `pending`.
+#[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", operation_id = "updateRuleCaps",
+    params(("id" = String, Path, description = RULE_ID), AckQuery),
+    request_body = RateLimitBody,
+    responses((status = 200, description = "The rule with its new caps.", body = RuleView)))]
 pub async fn update(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -258,8 +281,9 @@ async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
     state.registry.send(client_id, msg).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only the rules of this client (a name or id).
     client: Option<String>,
@@ -268,6 +292,9 @@ pub struct ListQuery {
 }
 
 /// List rules: every rule for a superadmin, a user's own otherwise.
+#[utoipa::path(get, path = "/v1/rules", tag = "rules", operation_id = "listRules",
+    params(ListQuery),
+    responses((status = 200, description = "The rules, oldest first.", body = Vec<RuleView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -295,6 +322,9 @@ async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<Ru
 }
 
 /// One rule.
+#[utoipa::path(get, path = "/v1/rules/{id}", tag = "rules", operation_id = "getRule",
+    params(("id" = String, Path, description = RULE_ID)),
+    responses((status = 200, description = "The rule.", body = RuleView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -304,7 +334,7 @@ pub async fn get(
 }
 
 /// What removing a rule answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RuleRemoved {
     pub rule_id: String,
     /// Always true: the rule is gone from the store.
@@ -315,6 +345,9 @@ pub struct RuleRemoved {
 }
 
 /// Remove a rule: delete it, then tell its client to drain it.
+#[utoipa::path(delete, path = "/v1/rules/{id}", tag = "rules", operation_id = "removeRule",
+    params(("id" = String, Path, description = RULE_ID), AckQuery),
+    responses((status = 200, description = "Removed.", body = RuleRemoved)))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -342,8 +375,9 @@ pub async fn delete(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Add per-port counters (range rules).
     #[serde(default)]
@@ -354,6 +388,9 @@ pub struct StatsQuery {
 }
 
 /// A rule's counters from its client's latest report.
+#[utoipa::path(get, path = "/v1/rules/{id}/stats", tag = "rules", operation_id = "getRuleStats",
+    params(("id" = String, Path, description = RULE_ID), StatsQuery),
+    responses((status = 200, description = "The counters.", body = StatsView)))]
 pub async fn stats(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -378,6 +415,10 @@ type ReportKey = Option<(i64, u64, u64, u64)>;
 ///
 /// One `stats` event now and one per changed report, each carrying a
 /// `StatsView` as its data; the stream ends when the rule is removed.
+#[utoipa::path(get, path = "/v1/rules/{id}/stats/stream", tag = "rules", operation_id = "streamRuleStats",
+    params(("id" = String, Path, description = RULE_ID), StatsQuery),
+    responses((status = 200, description = "`event: stats` events whose data is a `StatsView`.",
+        content_type = "text/event-stream", body = StatsView)))]
 pub async fn stats_stream(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

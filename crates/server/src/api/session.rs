@@ -21,6 +21,7 @@ use portunus_domain::names::validate_user_id;
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use utoipa::ToSchema;
 
 /// A `Set-Cookie` value for the session cookie; `None` clears it.
 pub fn cookie(state: &Shared, value: Option<&str>) -> HeaderValue {
@@ -100,15 +101,16 @@ pub fn validate_new_user_id(id: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(example = "alice")]
     user_id: String,
     password: String,
 }
 
 /// Who signed in; the session itself travels in the cookie.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignedIn {
     pub user_id: String,
     pub role: Role,
@@ -120,6 +122,10 @@ pub struct SignedIn {
 /// Sign in with a user id and password; sets the session cookie.
 ///
 /// Failures are throttled per source address and per user id.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginBody,
+    responses((status = 200, description = "Signed in.", body = SignedIn,
+        headers(("Set-Cookie" = String, description = "`portunus_session=…; HttpOnly; SameSite=Lax; Path=/`")))))]
 pub async fn login(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,
@@ -177,6 +183,9 @@ fn bad_login(state: &Shared, keys: &[Key]) -> Response {
 
 /// Sign out: ends the session (if the caller used one) and clears the
 /// cookie.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", operation_id = "logout",
+    responses((status = 204, description = "Signed out.",
+        headers(("Set-Cookie" = String, description = "Clears `portunus_session`.")))))]
 pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>) -> Response {
     if let Via::Session { id_hash } = via {
         if let Err(e) = state
@@ -192,18 +201,21 @@ pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>)
     resp
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardingBody {
     /// The token `serve` printed on a store with no superadmin.
     setup_token: String,
+    #[schema(schema_with = super::schemas::user_id)]
     user_id: String,
+    #[schema(schema_with = super::schemas::display_name)]
     display_name: String,
+    #[schema(schema_with = super::schemas::password)]
     password: String,
 }
 
 /// The first superadmin.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Onboarded {
     pub user_id: String,
     pub display_name: String,
@@ -221,6 +233,9 @@ fn closed() -> ApiError {
 ///
 /// Open only while no active superadmin exists; attempts are throttled per
 /// source address.
+#[utoipa::path(post, path = "/v1/auth/onboarding", tag = "auth", operation_id = "onboard",
+    request_body = OnboardingBody,
+    responses((status = 201, description = "The first superadmin; sign in next.", body = Onboarded)))]
 pub async fn onboarding(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,

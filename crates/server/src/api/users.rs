@@ -4,6 +4,7 @@
 use super::auth::Via;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, SecretJson, SourceIp};
+use super::schemas;
 use super::session::{self, validate_display_name, validate_new_user_id};
 use crate::authz;
 use crate::passwords;
@@ -19,16 +20,21 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// The path parameter of the user routes.
+const USER_ID: &str = "A user id";
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     #[serde(flatten)]
     pub user: UserRow,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// How the caller authenticated.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthenticatedBy {
     Bearer,
@@ -36,7 +42,7 @@ pub enum AuthenticatedBy {
 }
 
 /// The caller's own record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MeView {
     #[serde(flatten)]
     pub user: UserView,
@@ -44,36 +50,38 @@ pub struct MeView {
 }
 
 /// A password change's outcome.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PasswordChanged {
     pub user_id: String,
     pub password_change_required: bool,
 }
 
 /// A new user; a generated temporary password is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedUser {
     #[serde(flatten)]
     pub user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub temporary_password: Option<String>,
 }
 
 /// A removed user and the rules that went with it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserRemoved {
     pub user_id: String,
     pub removed_rules: Vec<String>,
 }
 
 /// A password reset's outcome; a generated password is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PasswordReset {
     pub user_id: String,
     pub password_change_required: bool,
     /// How many of the user's Web sessions ended.
     pub sessions_revoked: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub temporary_password: Option<String>,
 }
 
@@ -87,6 +95,8 @@ impl From<UserRow> for UserView {
 }
 
 /// The caller's own record.
+#[utoipa::path(get, path = "/v1/users/me", tag = "auth", operation_id = "getMe",
+    responses((status = 200, description = "Who the caller is.", body = MeView)))]
 pub async fn me(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -106,10 +116,11 @@ pub async fn me(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordBody {
     current_password: String,
+    #[schema(schema_with = schemas::password)]
     new_password: String,
 }
 
@@ -117,6 +128,9 @@ pub struct ChangePasswordBody {
 ///
 /// Checks the current one first (failures are throttled like logins),
 /// then ends every session of the user; a cookie caller gets a fresh one.
+#[utoipa::path(post, path = "/v1/users/me/password", tag = "auth", operation_id = "changeOwnPassword",
+    request_body = ChangePasswordBody,
+    responses((status = 200, description = "Changed.", body = PasswordChanged)))]
 pub async fn change_own_password(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -200,15 +214,18 @@ pub async fn change_own_password(
     resp
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
+    #[schema(schema_with = schemas::user_id)]
     user_id: String,
+    #[schema(schema_with = schemas::display_name)]
     display_name: String,
     /// `user` when absent.
     #[serde(default)]
     role: Option<Role>,
     #[serde(default)]
+    #[schema(schema_with = schemas::password_or_null)]
     password: Option<String>,
     /// Whether the given password must be changed at first sign-in
     /// (default true).
@@ -220,6 +237,9 @@ pub struct CreateUserBody {
 ///
 /// Without a password a temporary one is generated and answered this
 /// once; it must be changed at the first sign-in.
+#[utoipa::path(post, path = "/v1/users", tag = "users", operation_id = "createUser",
+    request_body = CreateUserBody,
+    responses((status = 201, description = "The user.", body = CreatedUser)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -259,6 +279,8 @@ pub async fn create(
 }
 
 /// List every user.
+#[utoipa::path(get, path = "/v1/users", tag = "users", operation_id = "listUsers",
+    responses((status = 200, description = "Every user, by id.", body = Vec<UserView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -269,6 +291,9 @@ pub async fn list(
 }
 
 /// One user: the caller themself, or anyone for a superadmin.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", operation_id = "getUser",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "The user.", body = UserView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -280,9 +305,10 @@ pub async fn get(
 }
 
 /// The fields to change; absent or null ones stay.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    #[schema(schema_with = schemas::display_name_or_null)]
     display_name: Option<String>,
     role: Option<Role>,
     /// A disabled user cannot sign in or use tokens; disabling ends the
@@ -293,6 +319,10 @@ pub struct UpdateUserBody {
 /// Rename a user, change its role, or disable it.
 ///
 /// Never takes the last active superadmin away.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", operation_id = "updateUser",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = UpdateUserBody,
+    responses((status = 200, description = "The user.", body = UserView)))]
 pub async fn update(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -327,6 +357,9 @@ pub async fn update(
 /// Remove a user with its grants, credentials, sessions and rules.
 ///
 /// One transaction; then the rules are taken off their clients.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", operation_id = "removeUser",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "Removed.", body = UserRemoved)))]
 pub async fn remove(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -346,10 +379,11 @@ pub async fn remove(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::password_or_null)]
     password: Option<String>,
     /// Whether the given password must be changed at the next sign-in
     /// (default true; a generated one always must).
@@ -361,6 +395,10 @@ pub struct ResetBody {
 ///
 /// Without a password one is generated (always temporary) and answered
 /// this once.
+#[utoipa::path(post, path = "/v1/users/{id}/password", tag = "users", operation_id = "resetUserPassword",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = ResetBody,
+    responses((status = 200, description = "Set.", body = PasswordReset)))]
 pub async fn reset_password(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

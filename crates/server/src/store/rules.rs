@@ -6,7 +6,7 @@ use portunus_domain::{DomainError, ErrorCode};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// `pending` until the client reports an outcome, then `active` or `failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleState {
     Pending,
