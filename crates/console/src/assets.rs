@@ -46,6 +46,7 @@ assets! {
     "js/pages/users.js" => JS,
     "js/pages/user.js" => JS,
     "js/pages/audit.js" => JS,
+    "js/pages/api.js" => JS,
 }
 
 const SHELL_TEMPLATE: &str = include_str!("../web/index.html");

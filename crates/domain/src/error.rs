@@ -34,13 +34,19 @@ impl fmt::Display for DomainError {
 
 /// `{"error":{"code":"…","message":"…"}}`, the body of every API failure.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    /// A stable code from the code table, e.g. `client_not_connected`.
+    #[cfg_attr(feature = "openapi", schema(example = "rule_not_found"))]
     pub code: String,
+    /// Human text; a validation failure starts with the field at fault.
+    #[cfg_attr(feature = "openapi", schema(example = "no rule \"01J8X\""))]
     pub message: String,
 }
 

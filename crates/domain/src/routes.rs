@@ -8,6 +8,7 @@
 /// this list, and the process-level access tests walk it.
 pub const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/v1/auth/status", true),
+    ("GET", "/v1/openapi.json", true),
     ("POST", "/v1/auth/onboarding", true),
     ("POST", "/v1/auth/login", true),
     ("POST", "/v1/auth/logout", false),

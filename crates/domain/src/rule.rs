@@ -15,6 +15,7 @@ pub const MAX_PRIORITY: u32 = 65_535;
 pub const DEFAULT_RANGE_RULE_MAX_PORTS: u32 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -44,6 +45,7 @@ impl Protocol {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyProtocol {
     V1,
@@ -55,13 +57,24 @@ fn default_priority() -> u32 {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
+    /// An IP address (IPv6 without brackets) or a DNS name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 253, example = "10.0.0.5")
+    )]
     pub host: String,
     /// For a range rule, the first port of the target window.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 65535, example = 443)
+    )]
     pub port: u32,
     /// Lower is preferred.
     #[serde(default = "default_priority")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 65535, default = 1))]
     pub priority: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocol>,
@@ -77,21 +90,50 @@ impl Target {
 /// Per-rule caps. Absent fields mean "no cap"; a burst defaults to one
 /// second of its rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub bandwidth_in_bps: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub bandwidth_out_bps: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub new_connections_per_sec: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub concurrent_connections: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub bandwidth_in_burst: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub bandwidth_out_burst: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)
+    )]
     pub new_connections_burst: Option<u64>,
 }
 
@@ -169,20 +211,34 @@ fn is_false(b: &bool) -> bool {
 
 /// What a rule does, independent of which client it lives on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 65535, example = 8443)
+    )]
     pub listen_port: u32,
     /// Last port of a range rule, inclusive; absent for a single port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub listen_port_end: Option<u32>,
     #[serde(default)]
     pub protocol: Protocol,
+    /// Tried in priority order, lowest first.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 8))]
     pub targets: Vec<Target>,
+    /// TLS SNI routing on a shared single-port TCP listener: a lowercase
+    /// host name or a single-label wildcard such as `*.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "*.example.com"))]
     pub sni_pattern: Option<String>,
+    /// For DNS targets: AAAA records first, then A.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prefer_ipv6: bool,
+    /// Active TCP-connect probes of every target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub health_check_interval_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,

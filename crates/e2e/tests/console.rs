@@ -2,7 +2,7 @@
 //! server and a real enrolled `portunus-client`: first run with the printed
 //! setup token, enrollment from the console, live client state, revocation,
 //! the connect-address settings, roles, the forced password change, API
-//! tokens and an ended session. Pages must load without console errors and
+//! tokens, the API reference and an ended session. Pages must load without console errors and
 //! without a request leaving the server's origin.
 
 use portunus_e2e::browser::Browser;
@@ -163,6 +163,21 @@ fn roles_forced_password_change_tokens_and_ended_sessions() {
         b.wait_text(".notice.error", "Not allowed");
         b.wait_text(".notice.error", "(forbidden)");
     }
+
+    // The API reference is for everyone: the published document, rendered,
+    // with each operation's auth and error codes.
+    assert!(nav.contains("API"), "{nav}");
+    b.js("location.hash = '#/api'; return null");
+    b.wait_text("section[data-tag='rules']", "/v1/rules/{id}/stats");
+    b.click("details[data-op='pushRule'] > summary");
+    let push = b.wait_text("details[data-op='pushRule']", "client_not_connected");
+    for text in ["X-Portunus-CSRF: 1", "listen_port", "201", "port_in_use"] {
+        assert!(push.contains(text), "{text} in {push}");
+    }
+    b.js("document.querySelector(\"details[data-op='pushRule']\").scrollIntoView(); return null");
+    b.screenshot("api");
+    b.fill("#f-api-filter", "owners");
+    b.wait_text("main", "4 operations");
 
     // An API token, shown once, works as a bearer until revoked.
     b.js("location.hash = '#/account'; return null");

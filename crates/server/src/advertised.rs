@@ -25,7 +25,7 @@ use std::sync::Arc;
 #[cfg(test)]
 mod tests;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Override,
@@ -144,10 +144,14 @@ pub fn derive(host_header: &str, control_port: u16, sans: &SanSet) -> Option<End
 }
 
 /// What `GET /v1/settings/advertised-endpoint` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Report {
+    /// The operator's override, stored in the database.
     pub r#override: Option<String>,
+    /// What new enrollments embed now; null when no tier yields a value.
+    #[schema(example = "proxy.example.com:7443")]
     pub effective: Option<String>,
+    /// Which tier `effective` came from.
     pub source: Option<Source>,
     /// Why `effective` is null; null otherwise.
     pub diagnostic: Option<String>,

@@ -10,12 +10,19 @@ use serde::Serialize;
 pub const DEFAULT_TTL_SECS: i64 = 600;
 pub const MAX_TTL_SECS: i64 = 86_400;
 
-#[derive(Debug, Clone, Serialize)]
+/// A one-time enrollment: the URI to redeem and the command that does it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Created {
     pub client_id: String,
+    #[schema(example = "edge-01")]
     pub client_name: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(example = "portunus://203.0.113.7:7443/enroll?pin=sha256:3f2a…&code=…")]
     pub uri: String,
+    #[schema(
+        example = "portunus-client enroll 'portunus://203.0.113.7:7443/enroll?pin=sha256:3f2a…&code=…'"
+    )]
     pub command: String,
 }
 

@@ -7,6 +7,7 @@ import { Notice, errText, go } from './ui.js';
 import { Onboarding } from './pages/onboarding.js';
 import { SignIn, ChangePassword } from './pages/signin.js';
 import { Account } from './pages/account.js';
+import { Api } from './pages/api.js';
 import { Audit } from './pages/audit.js';
 import { Clients } from './pages/clients.js';
 import { Client } from './pages/client.js';
@@ -30,6 +31,7 @@ const PAGES = [
   { path: 'audit', title: 'Audit', admin: true, view: Audit },
   { path: 'settings', title: 'Settings', admin: true, view: Settings },
   { path: 'account', title: 'My account', view: Account },
+  { path: 'api', title: 'API', view: Api },
 ];
 
 function match(hash) {

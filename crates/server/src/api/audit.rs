@@ -11,18 +11,29 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     outcome: Option<Outcome>,
+    /// Only rows at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Only rows before this RFC 3339 time.
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     cursor: Option<String>,
+    /// Only rows of this user id; empty means everyone.
     actor: Option<String>,
 }
 
@@ -65,14 +76,23 @@ impl AuditQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One audited request.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: i64,
+    #[schema(format = DateTime)]
     pub at: String,
+    /// The user id, when the request identified one.
     pub actor: Option<String>,
+    #[schema(example = "POST")]
     pub method: String,
+    /// The request path, without its query string.
+    #[schema(example = "/v1/rules")]
     pub path: String,
+    #[schema(value_type = Outcome)]
     pub outcome: String,
+    /// `ok`, or the stable error code of a denial.
+    #[schema(example = "client_not_granted")]
     pub reason: String,
 }
 
@@ -90,13 +110,18 @@ impl From<Entry> for EntryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of the trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
     pub entries: Vec<EntryView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last one.
     pub next_cursor: Option<String>,
 }
 
+/// The audit trail, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "listAudit",
+    params(AuditQuery),
+    responses((status = 200, description = "A page.", body = Page)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -29,15 +29,6 @@ pub enum Via {
     Session { id_hash: String },
 }
 
-impl Via {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Via::Bearer => "bearer",
-            Via::Session { .. } => "session",
-        }
-    }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;

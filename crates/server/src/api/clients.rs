@@ -1,7 +1,7 @@
 //! Client routes: enrollments, listing, address, name, revocation.
 
-use super::error::{ApiError, ApiResult};
-use super::extract::ApiJson;
+use super::error::ApiResult;
+use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::settings::RequestHost;
 use super::views::ClientView;
 use crate::authz::require_superadmin;
@@ -9,24 +9,35 @@ use crate::enrollment;
 use crate::state::Shared;
 use crate::store::users::Actor;
 use crate::store::{clients, settings, write_tx};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::names::{validate_bare_host, validate_client_name};
-use portunus_domain::ErrorCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// The path parameter every client route takes.
+const CLIENT_ID: &str = "A client id or name";
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
+    /// The client's name; an existing client of that name is re-enrolled.
+    #[schema(schema_with = super::schemas::client_name)]
     name: String,
+    /// The public host consumers of this client's ports reach: a host name
+    /// or IP address, no port; null or empty for none.
     address: Option<String>,
+    /// How long the enrollment may be redeemed; 600 when absent.
+    #[schema(minimum = 1, maximum = 86400, example = 600)]
     ttl_secs: Option<i64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReEnrollBody {
+    /// How long the enrollment may be redeemed; 600 when absent.
+    #[schema(minimum = 1, maximum = 86400, example = 600)]
     ttl_secs: Option<i64>,
 }
 
@@ -58,6 +69,13 @@ async fn create_enrollment(
     Ok(created)
 }
 
+/// Create a one-time enrollment for a client.
+///
+/// A new enrollment for the same client supersedes its unredeemed ones.
+/// The URI embeds the advertised endpoint resolved now.
+#[utoipa::path(post, path = "/v1/client-enrollments", tag = "clients", operation_id = "enrollClient",
+    request_body = EnrollBody,
+    responses((status = 201, description = "The enrollment; its code is shown this once.", body = enrollment::Created)))]
 pub async fn enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -65,26 +83,28 @@ pub async fn enroll(
     ApiJson(body): ApiJson<EnrollBody>,
 ) -> ApiResult<(StatusCode, Json<enrollment::Created>)> {
     require_superadmin(&actor)?;
-    let created = create_enrollment(&state, body.name, body.address, body.ttl_secs, host).await?;
+    // Empty means none, as it does for `PUT /v1/clients/{id}`.
+    let address = body.address.filter(|a| !a.is_empty());
+    let created = create_enrollment(&state, body.name, address, body.ttl_secs, host).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Re-enroll an existing client.
+///
+/// The body is optional: an empty `POST` re-enrolls with the default TTL.
+#[utoipa::path(post, path = "/v1/clients/{id}/enrollment", tag = "clients", operation_id = "reEnrollClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body(content = Option<ReEnrollBody>, description = "Optional; may be empty."),
+    responses((status = 201, description = "The enrollment; its code is shown this once.", body = enrollment::Created)))]
 pub async fn re_enroll(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RequestHost(host): RequestHost,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<ReEnrollBody>,
 ) -> ApiResult<(StatusCode, Json<enrollment::Created>)> {
     require_superadmin(&actor)?;
-    // The body is optional: an empty POST re-enrolls with the default TTL.
-    let ttl = if body.is_empty() {
-        None
-    } else {
-        serde_json::from_slice::<ReEnrollBody>(&body)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?
-            .ttl_secs
-    };
+    let ttl = body.and_then(|b| b.ttl_secs);
     let client = state.store.call(move |c| clients::get(c, &id)).await?;
     let created = create_enrollment(&state, client.name, None, ttl, host).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -95,6 +115,9 @@ fn view(state: &Shared, c: clients::ClientRow) -> ClientView {
     ClientView::new(c, session)
 }
 
+/// List every provisioned client and whether it is connected.
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", operation_id = "listClients",
+    responses((status = 200, description = "Every client.", body = Vec<ClientView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -104,20 +127,30 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(|c| view(&state, c)).collect()))
 }
 
+/// One client.
+#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", operation_id = "getClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ClientView>> {
     require_superadmin(&actor)?;
     let row = state.store.call(move |c| clients::get(c, &id)).await?;
     Ok(Json(view(&state, row)))
 }
 
+/// Revoke a client's credential; its stream drops at once.
+///
+/// Revoking a revoked client again is harmless.
+#[utoipa::path(post, path = "/v1/clients/{id}/revoke", tag = "clients", operation_id = "revokeClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The revoked client.", body = ClientView)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ClientView>> {
     require_superadmin(&actor)?;
     let row = state
@@ -136,10 +169,14 @@ pub async fn revoke(
     Ok(Json(view(&state, row)))
 }
 
+/// Delete a revoked client with its rules.
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", operation_id = "deleteClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     require_superadmin(&actor)?;
     let removed_rules = state
@@ -157,16 +194,23 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressBody {
+    /// A bare host name or IP address; null or empty clears it.
+    #[schema(example = "edge-01.example.com")]
     address: Option<String>,
 }
 
+/// Set or clear a client's public address.
+#[utoipa::path(put, path = "/v1/clients/{id}", tag = "clients", operation_id = "setClientAddress",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body = AddressBody,
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn set_address(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddressBody>,
 ) -> ApiResult<Json<ClientView>> {
     require_superadmin(&actor)?;
@@ -185,16 +229,22 @@ pub async fn set_address(
     Ok(Json(view(&state, row)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameBody {
+    #[schema(schema_with = super::schemas::client_name)]
     name: String,
 }
 
+/// Rename a client; its id, rules and credential stay.
+#[utoipa::path(patch, path = "/v1/clients/{id}/name", tag = "clients", operation_id = "renameClient",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    request_body = NameBody,
+    responses((status = 200, description = "The client.", body = ClientView)))]
 pub async fn rename(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<Json<ClientView>> {
     require_superadmin(&actor)?;

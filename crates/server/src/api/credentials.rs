@@ -3,26 +3,34 @@
 //! superadmins anyone's.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::authz;
 use crate::secrets::{hash_token, new_token};
 use crate::state::Shared;
 use crate::store::credentials::{self, CredentialRow};
 use crate::store::users::Actor;
 use crate::timefmt::rfc3339;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+const USER_ID: &str = "The credential's user id";
+const CREDENTIAL_ID: &str = "A credential id";
+
+/// An API credential, without its token.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialView {
     pub credential_id: String,
     pub user_id: String,
     pub label: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub rotated_at: Option<String>,
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
     pub revoked: bool,
 }
@@ -42,10 +50,12 @@ impl From<CredentialRow> for CredentialView {
 }
 
 /// The one answer that carries a token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedView {
     pub credential_id: String,
+    #[schema(example = "ci deploy")]
     pub label: String,
+    /// The bearer token, shown this once; only its hash is kept.
     pub token: String,
 }
 
@@ -62,16 +72,22 @@ fn validate_label(label: &str) -> Result<(), DomainError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
+    #[schema(schema_with = super::schemas::label)]
     label: String,
 }
 
+/// Issue an API token for a user (yourself, or anyone for a superadmin).
+#[utoipa::path(post, path = "/v1/users/{id}/credentials", tag = "credentials", operation_id = "issueCredential",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = IssueBody,
+    responses((status = 201, description = "The credential and its token, shown this once.", body = IssuedView)))]
 pub async fn issue(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(body): ApiJson<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<IssuedView>)> {
     authz::may_manage_user(&actor, &user_id)?;
@@ -93,10 +109,14 @@ pub async fn issue(
     ))
 }
 
+/// A user's credentials, revoked ones included, without tokens.
+#[utoipa::path(get, path = "/v1/users/{id}/credentials", tag = "credentials", operation_id = "listCredentials",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "The credentials, oldest first.", body = Vec<CredentialView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<CredentialView>>> {
     authz::may_manage_user(&actor, &user_id)?;
     let rows = state
@@ -106,10 +126,14 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(CredentialView::from).collect()))
 }
 
+/// Revoke a credential; its token answers 401 from now on.
+#[utoipa::path(delete, path = "/v1/users/{id}/credentials/{cid}", tag = "credentials", operation_id = "revokeCredential",
+    params(("id" = String, Path, description = USER_ID), ("cid" = String, Path, description = CREDENTIAL_ID)),
+    responses((status = 200, description = "The revoked credential.", body = CredentialView)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((user_id, id)): Path<(String, String)>,
+    ApiPath((user_id, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<CredentialView>> {
     authz::may_manage_user(&actor, &user_id)?;
     let row = state
@@ -120,12 +144,16 @@ pub async fn revoke(
     Ok(Json(row.into()))
 }
 
-/// Replaces the credential's token in one statement: the old token is
-/// refused from the moment this answers.
+/// Replace a credential's token.
+///
+/// One statement: the old token is refused from the moment this answers.
+#[utoipa::path(post, path = "/v1/users/{id}/credentials/{cid}/rotate", tag = "credentials", operation_id = "rotateCredential",
+    params(("id" = String, Path, description = USER_ID), ("cid" = String, Path, description = CREDENTIAL_ID)),
+    responses((status = 200, description = "The new token, shown this once.", body = IssuedView)))]
 pub async fn rotate(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((user_id, id)): Path<(String, String)>,
+    ApiPath((user_id, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<IssuedView>> {
     authz::may_manage_user(&actor, &user_id)?;
     let token = new_token();

@@ -3,35 +3,50 @@
 //! takes them off their clients.
 
 use super::error::ApiResult;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::authz;
 use crate::state::Shared;
 use crate::store::grants::{self, GrantRow, NewGrant};
 use crate::store::users::Actor;
 use crate::store::{clients, users};
 use crate::timefmt::rfc3339;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::rule::Protocol;
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 /// The client every grant for `*` names.
 pub const ANY_CLIENT: &str = "*";
 
-#[derive(Debug, Serialize)]
+/// What a user may push: a client (or all), a listen-port range and
+/// protocols.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
     pub grant_id: String,
     pub user_id: String,
     /// A client name, or `*` for every client.
+    #[schema(example = "edge-01")]
     pub client: String,
+    /// Null for `*`.
     pub client_id: Option<String>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub listen_port_start: u32,
+    #[schema(minimum = 1, maximum = 65535)]
     pub listen_port_end: u32,
+    #[schema(value_type = Vec<Protocol>)]
     pub protocols: Vec<&'static str>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+/// A revoked grant and the rules no remaining grant covered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantRevoked {
+    pub grant_id: String,
+    pub removed_rules: Vec<String>,
 }
 
 impl From<GrantRow> for GrantView {
@@ -88,6 +103,27 @@ impl Protocols {
     }
 }
 
+/// What `Protocols::parse` accepts, in lowercase: a non-empty list, or the
+/// same names joined by commas.
+fn protocols_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let name = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["tcp", "udp"]))
+    };
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(name()).min_items(Some(1)))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(tcp|udp)(,(tcp|udp))*$")),
+        )
+        .description(Some("`[\"tcp\", \"udp\"]` or `\"tcp,udp\"`."))
+        .examples([serde_json::json!(["tcp", "udp"])])
+        .into()
+}
+
 /// Both ends in 1..=65535, start not after end.
 pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
     for (field, v) in [("listen_port_start", start), ("listen_port_end", end)] {
@@ -109,20 +145,30 @@ pub fn validate_ports(start: u32, end: u32) -> Result<(), DomainError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct CreateGrantBody {
+    #[schema(example = "alice")]
     user_id: String,
+    /// A client name or id, or `*` for every client.
+    #[schema(example = "edge-01")]
     client: String,
+    #[schema(minimum = 1, maximum = 65535, example = 20000)]
     listen_port_start: u32,
+    #[schema(minimum = 1, maximum = 65535, example = 20999)]
     listen_port_end: u32,
+    #[schema(schema_with = protocols_schema)]
     protocols: Protocols,
 }
 
+/// Grant a user a client (or all), a listen-port range and protocols.
+#[utoipa::path(post, path = "/v1/grants", tag = "grants", operation_id = "createGrant",
+    request_body = CreateGrantBody,
+    responses((status = 201, description = "The grant.", body = GrantView)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreateGrantBody>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
     authz::require_superadmin(&actor)?;
     validate_ports(body.listen_port_start, body.listen_port_end)?;
@@ -151,12 +197,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this user's grants; a user sees only their own anyway.
     user_id: Option<String>,
 }
 
+/// List grants: every grant for a superadmin, a user's own otherwise.
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", operation_id = "listGrants",
+    params(ListQuery),
+    responses((status = 200, description = "The grants, oldest first.", body = Vec<GrantView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -170,19 +222,23 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(GrantView::from).collect()))
 }
 
+/// Revoke a grant and remove the rules no remaining grant covers.
+#[utoipa::path(delete, path = "/v1/grants/{id}", tag = "grants", operation_id = "revokeGrant",
+    params(("id" = String, Path, description = "A grant id")),
+    responses((status = 200, description = "Revoked.", body = GrantRevoked)))]
 pub async fn revoke(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantRevoked>> {
     authz::require_superadmin(&actor)?;
     let (grant, removed) = state.store.write(move |tx| grants::revoke(tx, &id)).await?;
     super::rules::retract(&state, &removed).await;
     tracing::info!(grant = %grant.id, user = %grant.user_id, rules = removed.len(), by = %actor.user_id, "grant revoked");
-    Ok(Json(json!({
-        "grant_id": grant.id,
-        "removed_rules": removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-    })))
+    Ok(Json(GrantRevoked {
+        grant_id: grant.id,
+        removed_rules: removed.into_iter().map(|r| r.id).collect(),
+    }))
 }
 
 #[cfg(test)]

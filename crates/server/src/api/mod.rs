@@ -8,13 +8,16 @@ mod credentials;
 pub mod error;
 mod extract;
 mod grants;
+pub mod openapi;
 mod overview;
 pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
 pub mod rules;
+mod schemas;
 mod session;
 mod settings;
+mod strict;
 mod users;
 mod views;
 
@@ -22,12 +25,14 @@ use crate::authz::require_superadmin;
 use crate::metrics::FleetClient;
 use crate::state::Shared;
 use crate::store::users::Actor;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use error::{ApiError, ApiResult};
 use portunus_domain::ErrorCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
@@ -92,15 +97,37 @@ pub fn router(state: Shared) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/v1/auth/status", get(auth_status))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/auth/onboarding", post(session::onboarding))
         .route("/v1/auth/login", post(session::login))
         .merge(protected)
+        // After every route, since it applies to the routes present.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(from_fn_with_state(state.clone(), crate::audit::layer))
         .with_state(state)
 }
 
-async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+/// Whether the store still needs its first superadmin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthStatus {
+    /// True until a superadmin exists: the console then offers onboarding.
+    pub onboarding_required: bool,
+    /// The server's release, e.g. `0.1.0`.
+    pub version: &'static str,
+    /// The git commit it was built from, or `unknown`.
+    pub commit: &'static str,
+    /// The build date (UTC, `YYYY-MM-DD`).
+    pub build_date: &'static str,
+    /// The control-stream wire version it speaks.
+    pub wire_version: u32,
+}
+
+/// Whether onboarding is still open; the one call a console makes first.
+#[utoipa::path(get, path = "/v1/auth/status", tag = "auth", operation_id = "getAuthStatus",
+    responses((status = 200, description = "The status.", body = AuthStatus)))]
+async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<AuthStatus>> {
     let bootstrapped = state.is_bootstrapped()
         || state
             .store
@@ -108,15 +135,20 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<serde_json::
             .await?;
     // Public like the rest of this route: the console shows it before
     // sign-in, and a monitor can tell which build answers without a token.
-    Ok(Json(serde_json::json!({
-        "onboarding_required": !bootstrapped,
-        "version": portunus_about::RELEASE,
-        "commit": portunus_about::COMMIT,
-        "build_date": portunus_about::BUILD_DATE,
-        "wire_version": portunus_proto::WIRE_VERSION,
-    })))
+    Ok(Json(AuthStatus {
+        onboarding_required: !bootstrapped,
+        version: portunus_about::RELEASE,
+        commit: portunus_about::COMMIT,
+        build_date: portunus_about::BUILD_DATE,
+        wire_version: portunus_proto::WIRE_VERSION,
+    }))
 }
 
+/// The Prometheus exposition of `/metrics`, for superadmins who reach only
+/// the operator listener.
+#[utoipa::path(get, path = "/v1/metrics", tag = "overview", operation_id = "getMetrics",
+    responses((status = 200, description = "Prometheus text format.",
+        content_type = "text/plain", body = String)))]
 async fn metrics_mirror(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -150,6 +182,13 @@ async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method; Allow lists those it takes",
+    )
 }
 
 /// The Prometheus listener: `GET /metrics`, no authentication.

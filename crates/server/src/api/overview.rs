@@ -13,11 +13,12 @@ use axum::{Extension, Json};
 use portunus_proto::pb;
 use serde::Serialize;
 use std::collections::HashSet;
+use utoipa::ToSchema;
 
 /// How many rules the top-traffic list holds.
 pub const TOP_RULES: usize = 5;
 
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct ClientCounts {
     pub total: u64,
     pub connected: u64,
@@ -25,7 +26,7 @@ pub struct ClientCounts {
     pub revoked: u64,
 }
 
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct RuleCounts {
     pub total: u64,
     pub active: u64,
@@ -34,7 +35,7 @@ pub struct RuleCounts {
 }
 
 /// Sums of the latest cumulative reports of the visible rules.
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Traffic {
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -42,7 +43,7 @@ pub struct Traffic {
     pub active_flows: u64,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TopRule {
     pub rule_id: String,
     pub client: String,
@@ -53,7 +54,7 @@ pub struct TopRule {
     pub bytes_out: u64,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Alert {
     /// A client that is not connected while rules are assigned to it.
@@ -70,7 +71,7 @@ pub enum Alert {
     },
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Overview {
     /// `null` for users who may not list clients.
     pub clients: Option<ClientCounts>,
@@ -178,6 +179,12 @@ pub fn summarize(
     out
 }
 
+/// The fleet at a glance: counts, traffic, the busiest rules, alerts.
+///
+/// Scoped like the rule list: a user sees only their own rules and no
+/// client census.
+#[utoipa::path(get, path = "/v1/overview", tag = "overview", operation_id = "getOverview",
+    responses((status = 200, description = "The overview.", body = Overview)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -3,18 +3,42 @@
 //! is not receives every envelope when it connects.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::authz::require_superadmin;
 use crate::state::Shared;
 use crate::store::users::Actor;
 use crate::store::{clients, owner_caps, users, write_tx};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use portunus_domain::rule::RateLimit;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, server_message};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+const CLIENT_ID: &str = "A client id or name";
+const OWNER: &str = "The owner's user id";
+
+/// An owner with rules or an envelope on a client.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnerView {
+    /// The client's name.
+    pub client: String,
+    pub owner: String,
+    /// How many of the owner's rules live on the client.
+    pub rules: u64,
+    /// The owner's envelope on this client; null when none.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// An owner's envelope on a client: caps on the sum of the owner's rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvelopeView {
+    pub client: String,
+    pub owner: String,
+    pub rate_limit: RateLimit,
+}
 
 /// The message that tells a client an owner's envelope (None: removed).
 pub fn envelope_message(owner: &str, limit: Option<&RateLimit>) -> pb::ServerMessage {
@@ -37,11 +61,15 @@ pub fn validate_envelope(limit: &RateLimit) -> Result<(), DomainError> {
     limit.validate()
 }
 
+/// The owners with rules or an envelope on a client.
+#[utoipa::path(get, path = "/v1/clients/{id}/owners", tag = "owner caps", operation_id = "listOwners",
+    params(("id" = String, Path, description = CLIENT_ID)),
+    responses((status = 200, description = "The owners, by user id.", body = Vec<OwnerView>)))]
 pub async fn list_owners(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<OwnerView>>> {
     require_superadmin(&actor)?;
     let (client, owners, envelopes) = state
         .store
@@ -59,25 +87,30 @@ pub async fn list_owners(
         .collect();
     names.sort();
     names.dedup();
-    let rows: Vec<Value> = names
+    let rows = names
         .into_iter()
-        .map(|owner| {
-            let rules = owners
+        .map(|owner| OwnerView {
+            client: client.name.clone(),
+            owner: owner.clone(),
+            rules: owners
                 .iter()
                 .find(|(o, _)| o == owner)
-                .map_or(0, |(_, n)| *n);
-            let limit = envelopes.iter().find(|(o, _)| o == owner).map(|(_, l)| l);
-            json!({ "client": client.name, "owner": owner, "rules": rules, "rate_limit": limit })
+                .map_or(0, |(_, n)| *n),
+            rate_limit: envelopes.iter().find(|(o, _)| o == owner).map(|(_, l)| *l),
         })
         .collect();
-    Ok(Json(Value::Array(rows)))
+    Ok(Json(rows))
 }
 
+/// An owner's envelope on a client.
+#[utoipa::path(get, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "getOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((id, owner)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+    ApiPath((id, owner)): ApiPath<(String, String)>,
+) -> ApiResult<Json<EnvelopeView>> {
     require_superadmin(&actor)?;
     let (client, limit) = state
         .store
@@ -88,9 +121,11 @@ pub async fn get(
         })
         .await?;
     match limit {
-        Some((owner, l)) => Ok(Json(
-            json!({ "client": client.name, "owner": owner, "rate_limit": l }),
-        )),
+        Some((owner, rate_limit)) => Ok(Json(EnvelopeView {
+            client: client.name,
+            owner,
+            rate_limit,
+        })),
         None => Err(ApiError::new(
             ErrorCode::NotFound,
             "no envelope for this owner on this client",
@@ -98,12 +133,18 @@ pub async fn get(
     }
 }
 
+/// Set an owner's envelope on a client and push it if the client is
+/// connected.
+#[utoipa::path(put, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "setOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    request_body(content = RateLimit, description = "At least one cap."),
+    responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn put(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((id, owner)): Path<(String, String)>,
+    ApiPath((id, owner)): ApiPath<(String, String)>,
     ApiJson(limit): ApiJson<RateLimit>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EnvelopeView>> {
     require_superadmin(&actor)?;
     validate_envelope(&limit)?;
     let o = owner.clone();
@@ -128,15 +169,21 @@ pub async fn put(
         .registry
         .send(&client.id, envelope_message(&owner, Some(&limit)))
         .await;
-    Ok(Json(
-        json!({ "client": client.name, "owner": owner, "rate_limit": limit }),
-    ))
+    Ok(Json(EnvelopeView {
+        client: client.name,
+        owner,
+        rate_limit: limit,
+    }))
 }
 
+/// Remove an owner's envelope on a client.
+#[utoipa::path(delete, path = "/v1/clients/{id}/owners/{owner}/rate-limit", tag = "owner caps", operation_id = "removeOwnerCap",
+    params(("id" = String, Path, description = CLIENT_ID), ("owner" = String, Path, description = OWNER)),
+    responses((status = 204, description = "Removed.")))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path((id, owner)): Path<(String, String)>,
+    ApiPath((id, owner)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     require_superadmin(&actor)?;
     let o = owner.clone();

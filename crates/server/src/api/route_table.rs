@@ -32,10 +32,14 @@ async fn call(state: &Shared, method: &str, path: &str) -> (StatusCode, String) 
     (status, code)
 }
 
+fn fresh_state() -> (tempfile::TempDir, crate::store::Store, Shared) {
+    let (dir, state) = crate::state::test_state();
+    (dir, state.store.clone(), state)
+}
+
 #[tokio::test]
 async fn every_listed_route_is_routed_and_guarded() {
-    let (_d, state) = crate::state::test_state();
-    let store = state.store.clone();
+    let (_d, store, state) = fresh_state();
     for (method, path, public) in ROUTES {
         let (status, code) = call(&state, method, path).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
@@ -75,4 +79,106 @@ fn every_registered_path_is_listed() {
         .collect();
     let listed: BTreeSet<&str> = ROUTES.iter().map(|r| r.1).collect();
     assert_eq!(registered, listed);
+}
+
+/// Failures the router or an extractor answers before a handler runs use
+/// the same envelope and the code table, like every other failure.
+#[tokio::test]
+async fn router_and_extractor_failures_answer_the_envelope() {
+    let (_d, store, state) = fresh_state();
+    let token = store
+        .blocking(|c| crate::bootstrap::bootstrap_superadmin(c, "Admin"))
+        .unwrap();
+    let big = format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(super::extract::MAX_BODY_BYTES)
+    );
+    // Method, URI, content type and body, then the status and code.
+    type Case<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>, u16, &'a str);
+    let cases: &[Case] = &[
+        ("DELETE", "/v1/rules", None, 405, "method_not_allowed"),
+        ("PUT", "/v1/auth/login", None, 405, "method_not_allowed"),
+        ("GET", "/v1/nope", None, 404, "not_found"),
+        ("GET", "/v1/rules/%FF", None, 400, "invalid_request"),
+        ("GET", "/v1/audit?limit=many", None, 400, "invalid_request"),
+        (
+            "GET",
+            "/v1/rules/x/stats?per_port=maybe",
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/rules",
+            Some(("application/json", &big)),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/v1/auth/login",
+            Some(("application/json", &big)),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/v1/clients/x/enrollment",
+            Some(("application/json", &big)),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/v1/clients/x/enrollment",
+            Some(("application/json", "{")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/rules",
+            Some(("text/plain", "{}")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/users",
+            Some(("application/json", "[]")),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let mut req = Request::builder()
+            .method(*method)
+            .uri(*uri)
+            .header("authorization", format!("Bearer {token}"));
+        if let Some((ct, _)) = body {
+            req = req.header("content-type", *ct);
+        }
+        let body = body.map_or(Body::empty(), |(_, b)| Body::from(b.to_string()));
+        let resp = router(state.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let allow = resp.headers().get("allow").cloned();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {bytes:?}"));
+        assert_eq!(
+            (got, v["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {uri}: {v}"
+        );
+        if *status == 405 {
+            let allow = allow.expect("a 405 names the methods it takes");
+            assert!(allow.to_str().unwrap().contains("POST"), "{allow:?}");
+        }
+    }
 }

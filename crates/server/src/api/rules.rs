@@ -3,7 +3,7 @@
 //! out, leaving it pending).
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::views::{RuleView, StatsView};
 use crate::authz;
 use crate::control::registry::Outcome;
@@ -11,22 +11,30 @@ use crate::state::Shared;
 use crate::store::rules::{self, RuleRow, RuleState};
 use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use portunus_domain::rule::RuleSpec;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, server_message};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// The path parameter every rule route takes.
+const RULE_ID: &str = "A rule id";
 
 pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
 const MAX_ACK_TIMEOUT_MS: u64 = 60_000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AckQuery {
+    /// How long to wait for the client's outcome, in milliseconds
+    /// (default 2000; values above 60000 wait 60000).
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     ack_timeout_ms: Option<u64>,
 }
 
@@ -40,8 +48,27 @@ impl AckQuery {
     }
 }
 
+/// The body of `POST /v1/rules`: the client, then the rule's specification.
+/// The command line serializes it; the server reads it with `parse_body`,
+/// because serde cannot refuse unknown fields next to a flattened struct.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "client": "edge-01",
+    "listen_port": 20080,
+    "protocol": "tcp",
+    "targets": [{ "host": "127.0.0.1", "port": 9, "priority": 1 }],
+    "rate_limit": { "bandwidth_in_bps": 1000000, "concurrent_connections": 100 }
+}))]
+pub struct PushRuleBody {
+    /// The client's name or id.
+    #[schema(example = "edge-01")]
+    pub client: String,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+}
+
 /// Splits `{"client": …, <RuleSpec fields>}`; the spec rejects unknown keys.
-fn parse_body(mut body: serde_json::Value) -> Result<(String, RuleSpec), DomainError> {
+fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> {
     let obj = body.as_object_mut().ok_or_else(|| {
         DomainError::new(
             ErrorCode::InvalidRequest,
@@ -58,9 +85,9 @@ fn parse_body(mut body: serde_json::Value) -> Result<(String, RuleSpec), DomainE
             ))
         }
     };
-    let spec = serde_json::from_value(body)
+    let spec = serde_path_to_error::deserialize(super::strict::Strict(body))
         .map_err(|e| DomainError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?;
-    Ok((client, spec))
+    Ok(PushRuleBody { client, spec })
 }
 
 /// Which error a failed activation becomes.
@@ -75,13 +102,27 @@ pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError
     )
 }
 
+/// Push a rule to a client and wait for its outcome.
+///
+/// The rule is stored as `pending`, sent down the client's stream, and
+/// answered once the client reports it active (201, `active`) or failed
+/// (409 `port_in_use` or `activation_failed`, and the rule is deleted).
+/// When the ack budget runs out first it answers 201 with the rule still
+/// `pending`.
+#[utoipa::path(post, path = "/v1/rules", tag = "rules", operation_id = "pushRule",
+    params(AckQuery),
+    request_body = PushRuleBody,
+    responses((status = 201, description = "The rule, `active` or still `pending`.", body = RuleView)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<AckQuery>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<RuleView>)> {
-    let (client_ref, mut spec) = parse_body(body)?;
+    let PushRuleBody {
+        client: client_ref,
+        mut spec,
+    } = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
     let user = actor.clone();
@@ -157,19 +198,28 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "rate_limit": { "bandwidth_in_bps": 500000, "bandwidth_in_burst": 1000000 } }))]
 pub struct RateLimitBody {
+    /// The new caps; null or absent removes every cap.
     rate_limit: Option<portunus_domain::rule::RateLimit>,
 }
 
-/// `PUT /v1/rules/{id}`: changes a rule's caps, nothing else. The client
-/// applies them to new connections without restarting the rule.
+/// Change a rule's caps, nothing else.
+///
+/// The client applies them to new connections without restarting the
+/// rule. An unconnected client gets them with its full rule set when it
+/// reconnects; the answer then says `pending`.
+#[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", operation_id = "updateRuleCaps",
+    params(("id" = String, Path, description = RULE_ID), AckQuery),
+    request_body = RateLimitBody,
+    responses((status = 200, description = "The rule with its new caps.", body = RuleView)))]
 pub async fn update(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<AckQuery>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RateLimitBody>,
 ) -> ApiResult<Json<RuleView>> {
     let row = load_visible(&state, &actor, id).await?;
@@ -241,13 +291,20 @@ async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
     state.registry.send(client_id, msg).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only the rules of this client (a name or id).
     client: Option<String>,
+    /// Only the rules of this owner; a user sees only their own anyway.
     owner: Option<String>,
 }
 
+/// List rules: every rule for a superadmin, a user's own otherwise.
+#[utoipa::path(get, path = "/v1/rules", tag = "rules", operation_id = "listRules",
+    params(ListQuery),
+    responses((status = 200, description = "The rules, oldest first.", body = Vec<RuleView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -281,20 +338,39 @@ async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<Ru
     Ok(row)
 }
 
+/// One rule.
+#[utoipa::path(get, path = "/v1/rules/{id}", tag = "rules", operation_id = "getRule",
+    params(("id" = String, Path, description = RULE_ID)),
+    responses((status = 200, description = "The rule.", body = RuleView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RuleView>> {
     Ok(Json(load_visible(&state, &actor, id).await?.into()))
 }
 
+/// What removing a rule answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleRemoved {
+    pub rule_id: String,
+    /// Always true: the rule is gone from the store.
+    pub removed: bool,
+    /// Whether the client confirmed it drained the rule within the ack
+    /// budget; an offline client drops it when it reconnects.
+    pub client_acknowledged: bool,
+}
+
+/// Remove a rule: delete it, then tell its client to drain it.
+#[utoipa::path(delete, path = "/v1/rules/{id}", tag = "rules", operation_id = "removeRule",
+    params(("id" = String, Path, description = RULE_ID), AckQuery),
+    responses((status = 200, description = "Removed.", body = RuleRemoved)))]
 pub async fn delete(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<AckQuery>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<RuleRemoved>> {
     let row = load_visible(&state, &actor, id).await?;
     // Deleted first so a reconnect in between cannot re-send it; then the
     // client is told, and its answer awaited within the ack budget.
@@ -309,24 +385,33 @@ pub async fn delete(
         false
     };
     state.registry.forget_outcome(&row.id);
-    Ok(Json(
-        serde_json::json!({ "rule_id": row.id, "removed": true, "client_acknowledged": drained }),
-    ))
+    Ok(Json(RuleRemoved {
+        rule_id: row.id,
+        removed: true,
+        client_acknowledged: drained,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// Add per-port counters (range rules).
     #[serde(default)]
     per_port: bool,
+    /// Add per-target counters and health (multi-target rules).
     #[serde(default)]
     per_target: bool,
 }
 
+/// A rule's counters from its client's latest report.
+#[utoipa::path(get, path = "/v1/rules/{id}/stats", tag = "rules", operation_id = "getRuleStats",
+    params(("id" = String, Path, description = RULE_ID), StatsQuery),
+    responses((status = 200, description = "The counters.", body = StatsView)))]
 pub async fn stats(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<StatsView>> {
     let row = load_visible(&state, &actor, id).await?;
@@ -343,13 +428,18 @@ pub async fn stats(
 /// What a stats event is sent for: a new report or changed counters.
 type ReportKey = Option<(i64, u64, u64, u64)>;
 
-/// `GET /v1/rules/{id}/stats/stream`: the rule's stats as server-sent
-/// events, one now and one per new report; the stream ends when the rule
-/// is removed.
+/// A rule's counters as server-sent events.
+///
+/// One `stats` event now and one per changed report, each carrying a
+/// `StatsView` as its data; the stream ends when the rule is removed.
+#[utoipa::path(get, path = "/v1/rules/{id}/stats/stream", tag = "rules", operation_id = "streamRuleStats",
+    params(("id" = String, Path, description = RULE_ID), StatsQuery),
+    responses((status = 200, description = "`event: stats` events whose data is a `StatsView`.",
+        content_type = "text/event-stream", body = StatsView)))]
 pub async fn stats_stream(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let row = load_visible(&state, &actor, id).await?;

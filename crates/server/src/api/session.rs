@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portunus_domain::names::validate_user_id;
 use portunus_domain::{DomainError, ErrorCode};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use utoipa::ToSchema;
 
 /// A `Set-Cookie` value for the session cookie; `None` clears it.
 pub fn cookie(state: &Shared, value: Option<&str>) -> HeaderValue {
@@ -108,13 +108,31 @@ pub fn validate_new_user_id(id: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(example = "alice")]
     user_id: String,
     password: String,
 }
 
+/// Who signed in; the session itself travels in the cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub role: Role,
+    /// The password is temporary: until it is changed the session may only
+    /// read `/v1/users/me`, change the password and sign out.
+    pub password_change_required: bool,
+}
+
+/// Sign in with a user id and password; sets the session cookie.
+///
+/// Failures are throttled per source address and per user id.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginBody,
+    responses((status = 200, description = "Signed in.", body = SignedIn,
+        headers(("Set-Cookie" = String, description = "`portunus_session=…; HttpOnly; SameSite=Lax; Path=/`")))))]
 pub async fn login(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,
@@ -148,11 +166,11 @@ pub async fn login(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let mut resp = Json(json!({
-        "user_id": user_id,
-        "role": record.actor.role,
-        "password_change_required": record.temporary,
-    }))
+    let mut resp = Json(SignedIn {
+        user_id: user_id.clone(),
+        role: record.actor.role,
+        password_change_required: record.temporary,
+    })
     .into_response();
     resp.headers_mut()
         .insert(SET_COOKIE, cookie(&state, Some(&session)));
@@ -170,6 +188,11 @@ fn bad_login(state: &Shared, keys: &[Key]) -> Response {
     .into_response()
 }
 
+/// Sign out: ends the session (if the caller used one) and clears the
+/// cookie.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", operation_id = "logout",
+    responses((status = 204, description = "Signed out.",
+        headers(("Set-Cookie" = String, description = "Clears `portunus_session`.")))))]
 pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>) -> Response {
     if let Via::Session { id_hash } = via {
         if let Err(e) = state
@@ -185,13 +208,25 @@ pub async fn logout(State(state): State<Shared>, Extension(via): Extension<Via>)
     resp
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardingBody {
+    /// The token `serve` printed on a store with no superadmin.
     setup_token: String,
+    #[schema(schema_with = super::schemas::user_id)]
     user_id: String,
+    #[schema(schema_with = super::schemas::display_name)]
     display_name: String,
+    #[schema(schema_with = super::schemas::password)]
     password: String,
+}
+
+/// The first superadmin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Onboarded {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
 }
 
 fn closed() -> ApiError {
@@ -201,6 +236,13 @@ fn closed() -> ApiError {
     )
 }
 
+/// Create the first superadmin with the setup token.
+///
+/// Open only while no active superadmin exists; attempts are throttled per
+/// source address.
+#[utoipa::path(post, path = "/v1/auth/onboarding", tag = "auth", operation_id = "onboard",
+    request_body = OnboardingBody,
+    responses((status = 201, description = "The first superadmin; sign in next.", body = Onboarded)))]
 pub async fn onboarding(
     State(state): State<Shared>,
     SourceIp(ip): SourceIp,
@@ -277,11 +319,11 @@ async fn onboard(state: &Shared, keys: &[Key], body: OnboardingBody) -> ApiResul
     tracing::info!(user = %body.user_id, "onboarding created the first superadmin");
     let mut resp = (
         StatusCode::CREATED,
-        Json(json!({
-            "user_id": body.user_id,
-            "display_name": body.display_name,
-            "role": Role::Superadmin,
-        })),
+        Json(Onboarded {
+            user_id: body.user_id.clone(),
+            display_name: body.display_name,
+            role: Role::Superadmin,
+        }),
     )
         .into_response();
     resp.extensions_mut().insert(ActorTag(body.user_id));

@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::{Extension, Json};
 use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
 
 /// The host the operator reached this server by: the `Host` header, or
 /// the URI authority of an HTTP/2 request. `None` when absent or not text.
@@ -31,6 +32,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestHost {
     }
 }
 
+/// The advertised endpoint clients dial: the override, the effective
+/// value and where it comes from.
+#[utoipa::path(get, path = "/v1/settings/advertised-endpoint", tag = "settings", operation_id = "getAdvertisedEndpoint",
+    responses((status = 200, description = "The endpoint report.", body = Report)))]
 pub async fn get_advertised_endpoint(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -43,11 +48,14 @@ pub async fn get_advertised_endpoint(
     Ok(Json(state.endpoints.report(stored)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdvertisedEndpointBody {
-    /// Required, so `{}` is a bad request rather than a silent clear.
+    /// A bare `host:port` the certificate's SAN covers; null or empty
+    /// clears the override. Required, so `{}` is a bad request rather than
+    /// a silent clear.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true, example = "proxy.example.com:7443")]
     advertised_endpoint: Option<String>,
 }
 
@@ -55,8 +63,13 @@ fn required_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
     Option::<String>::deserialize(d)
 }
 
-/// Sets the override after checking its grammar, then its SAN coverage;
-/// `null` or `""` clears it. Answers like the GET.
+/// Set or clear the advertised-endpoint override.
+///
+/// Checks the grammar first, then SAN coverage; `null` or `""` clears it.
+/// Answers like the GET.
+#[utoipa::path(put, path = "/v1/settings/advertised-endpoint", tag = "settings", operation_id = "setAdvertisedEndpoint",
+    request_body = AdvertisedEndpointBody,
+    responses((status = 200, description = "The endpoint report.", body = Report)))]
 pub async fn put_advertised_endpoint(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,

@@ -3,7 +3,8 @@
 
 use super::auth::Via;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, SecretJson, SourceIp};
+use super::extract::{ApiJson, ApiPath, SecretJson, SourceIp};
+use super::schemas;
 use super::session::{self, validate_display_name, validate_new_user_id};
 use crate::authz;
 use crate::passwords;
@@ -12,20 +13,76 @@ use crate::store::users::{self, Actor, Role, UserRow};
 use crate::store::{sessions, write_tx};
 use crate::throttle::Key;
 use crate::timefmt::rfc3339;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// The path parameter of the user routes.
+const USER_ID: &str = "A user id";
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     #[serde(flatten)]
     pub user: UserRow,
+    #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthenticatedBy {
+    Bearer,
+    Session,
+}
+
+/// The caller's own record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub authenticated_by: AuthenticatedBy,
+}
+
+/// A password change's outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    pub user_id: String,
+    pub password_change_required: bool,
+}
+
+/// A new user; a generated temporary password is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub temporary_password: Option<String>,
+}
+
+/// A removed user and the rules that went with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserRemoved {
+    pub user_id: String,
+    pub removed_rules: Vec<String>,
+}
+
+/// A password reset's outcome; a generated password is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordReset {
+    pub user_id: String,
+    pub password_change_required: bool,
+    /// How many of the user's Web sessions ended.
+    pub sessions_revoked: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub temporary_password: Option<String>,
 }
 
 impl From<UserRow> for UserView {
@@ -37,30 +94,43 @@ impl From<UserRow> for UserView {
     }
 }
 
+/// The caller's own record.
+#[utoipa::path(get, path = "/v1/users/me", tag = "auth", operation_id = "getMe",
+    responses((status = 200, description = "Who the caller is.", body = MeView)))]
 pub async fn me(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
     Extension(via): Extension<Via>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<MeView>> {
     let row = state
         .store
         .call(move |c| users::get(c, &actor.user_id))
         .await?;
-    let mut v = serde_json::to_value(UserView::from(row))
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    v["authenticated_by"] = json!(via.as_str());
-    Ok(Json(v))
+    let authenticated_by = match via {
+        Via::Bearer => AuthenticatedBy::Bearer,
+        Via::Session { .. } => AuthenticatedBy::Session,
+    };
+    Ok(Json(MeView {
+        user: row.into(),
+        authenticated_by,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordBody {
     current_password: String,
+    #[schema(schema_with = schemas::password)]
     new_password: String,
 }
 
-/// Changes the caller's password after checking the current one. Ends
-/// every session of the user; a cookie caller gets a fresh one.
+/// Change the caller's password.
+///
+/// Checks the current one first (failures are throttled like logins),
+/// then ends every session of the user; a cookie caller gets a fresh one.
+#[utoipa::path(post, path = "/v1/users/me/password", tag = "auth", operation_id = "changeOwnPassword",
+    request_body = ChangePasswordBody,
+    responses((status = 200, description = "Changed.", body = PasswordChanged)))]
 pub async fn change_own_password(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -127,8 +197,11 @@ pub async fn change_own_password(
     {
         return ApiError::from(e).into_response();
     }
-    let mut resp = Json(json!({ "user_id": actor.user_id, "password_change_required": false }))
-        .into_response();
+    let mut resp = Json(PasswordChanged {
+        user_id: actor.user_id.clone(),
+        password_change_required: false,
+    })
+    .into_response();
     if matches!(via, Via::Session { .. }) {
         match session::start_session(&state, actor.user_id.clone()).await {
             Ok(id) => {
@@ -141,26 +214,37 @@ pub async fn change_own_password(
     resp
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct CreateUserBody {
+    #[schema(schema_with = schemas::user_id)]
     user_id: String,
+    #[schema(schema_with = schemas::display_name)]
     display_name: String,
+    /// `user` when absent.
     #[serde(default)]
     role: Option<Role>,
     #[serde(default)]
+    #[schema(schema_with = schemas::password_or_null)]
     password: Option<String>,
+    /// Whether the given password must be changed at first sign-in
+    /// (default true).
     #[serde(default)]
     temporary: Option<bool>,
 }
 
-/// Creates a user. Without a password a temporary one is generated and
-/// answered this once; it must be changed at the first login.
+/// Create a user.
+///
+/// Without a password a temporary one is generated and answered this
+/// once; it must be changed at the first sign-in.
+#[utoipa::path(post, path = "/v1/users", tag = "users", operation_id = "createUser",
+    request_body = CreateUserBody,
+    responses((status = 201, description = "The user.", body = CreatedUser)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    SecretJson(body): SecretJson<CreateBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    SecretJson(body): SecretJson<CreateUserBody>,
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     authz::require_superadmin(&actor)?;
     validate_new_user_id(&body.user_id)?;
     validate_display_name(&body.display_name)?;
@@ -185,14 +269,18 @@ pub async fn create(
         })
         .await?;
     tracing::info!(user = %row.user_id, role = row.role.as_str(), by = %actor.user_id, "user created");
-    let mut v = serde_json::to_value(UserView::from(row))
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    if generated {
-        v["temporary_password"] = json!(password);
-    }
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            user: row.into(),
+            temporary_password: generated.then_some(password),
+        }),
+    ))
 }
 
+/// List every user.
+#[utoipa::path(get, path = "/v1/users", tag = "users", operation_id = "listUsers",
+    responses((status = 200, description = "Every user, by id.", body = Vec<UserView>)))]
 pub async fn list(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
@@ -202,31 +290,44 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(UserView::from).collect()))
 }
 
+/// One user: the caller themself, or anyone for a superadmin.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", operation_id = "getUser",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "The user.", body = UserView)))]
 pub async fn get(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<UserView>> {
     authz::may_manage_user(&actor, &id)?;
     let row = state.store.call(move |c| users::get(c, &id)).await?;
     Ok(Json(row.into()))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent or null ones stay.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateBody {
+pub struct UpdateUserBody {
+    #[schema(schema_with = schemas::display_name_or_null)]
     display_name: Option<String>,
     role: Option<Role>,
+    /// A disabled user cannot sign in or use tokens; disabling ends the
+    /// user's sessions.
     disabled: Option<bool>,
 }
 
-/// Renames, changes the role of, or disables a user; never the last
-/// active superadmin away.
+/// Rename a user, change its role, or disable it.
+///
+/// Never takes the last active superadmin away.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", operation_id = "updateUser",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = UpdateUserBody,
+    responses((status = 200, description = "The user.", body = UserView)))]
 pub async fn update(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> ApiResult<Json<UserView>> {
     authz::require_superadmin(&actor)?;
     if let Some(n) = &body.display_name {
@@ -253,13 +354,17 @@ pub async fn update(
     Ok(Json(row.into()))
 }
 
-/// Removes a user with its grants, credentials, sessions and rules, in one
-/// transaction; then takes the rules off their clients.
+/// Remove a user with its grants, credentials, sessions and rules.
+///
+/// One transaction; then the rules are taken off their clients.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", operation_id = "removeUser",
+    params(("id" = String, Path, description = USER_ID)),
+    responses((status = 200, description = "Removed.", body = UserRemoved)))]
 pub async fn remove(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<UserRemoved>> {
     authz::require_superadmin(&actor)?;
     let uid = id.clone();
     let removed = state
@@ -268,30 +373,38 @@ pub async fn remove(
         .await?;
     super::rules::retract(&state, &removed).await;
     tracing::info!(user = %id, rules = removed.len(), by = %actor.user_id, "user removed");
-    Ok(Json(json!({
-        "user_id": id,
-        "removed_rules": removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-    })))
+    Ok(Json(UserRemoved {
+        user_id: id,
+        removed_rules: removed.into_iter().map(|r| r.id).collect(),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::password_or_null)]
     password: Option<String>,
+    /// Whether the given password must be changed at the next sign-in
+    /// (default true; a generated one always must).
     #[serde(default)]
     temporary: Option<bool>,
 }
 
-/// A superadmin sets a user's password and ends the user's sessions.
+/// Set a user's password and end the user's sessions.
+///
 /// Without a password one is generated (always temporary) and answered
 /// this once.
+#[utoipa::path(post, path = "/v1/users/{id}/password", tag = "users", operation_id = "resetUserPassword",
+    params(("id" = String, Path, description = USER_ID)),
+    request_body = ResetBody,
+    responses((status = 200, description = "Set.", body = PasswordReset)))]
 pub async fn reset_password(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     SecretJson(body): SecretJson<ResetBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PasswordReset>> {
     authz::require_superadmin(&actor)?;
     let (password, temporary, generated) = match body.password {
         Some(p) => {
@@ -322,10 +435,10 @@ pub async fn reset_password(
         })
         .await?;
     tracing::info!(user = %id, sessions_ended = ended, by = %actor.user_id, "password reset");
-    let mut v =
-        json!({ "user_id": id, "password_change_required": temporary, "sessions_revoked": ended });
-    if generated {
-        v["temporary_password"] = json!(password);
-    }
-    Ok(Json(v))
+    Ok(Json(PasswordReset {
+        user_id: id,
+        password_change_required: temporary,
+        sessions_revoked: ended as u64,
+        temporary_password: generated.then_some(password),
+    }))
 }

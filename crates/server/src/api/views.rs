@@ -2,22 +2,31 @@
 
 use crate::control::registry::SessionInfo;
 use crate::store::clients::ClientRow;
-use crate::store::rules::RuleRow;
+use crate::store::rules::{RuleRow, RuleState};
 use crate::timefmt::rfc3339;
 use portunus_domain::rule::RuleSpec;
 use portunus_proto::pb;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// An edge client as the operator sees it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
+    #[schema(example = "01J8XQ3V8Z6D1N0M4Q2W5E7R9T")]
     pub client_id: String,
+    #[schema(example = "edge-01")]
     pub name: String,
+    /// The public host consumers of this client's ports reach.
     pub address: Option<String>,
+    /// Whether the client holds a live control stream now.
     pub connected: bool,
     pub remote_addr: Option<String>,
+    #[schema(format = DateTime)]
     pub connected_since: Option<String>,
+    /// Whether its enrollment has been redeemed.
     pub enrolled: bool,
     pub revoked: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -40,17 +49,25 @@ impl ClientView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A rule: where it lives, who owns it, its state, and its specification.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
+    #[schema(example = "01J8XR0K2M4N6P8Q0S2T4V6W8Y")]
     pub rule_id: String,
+    /// The client's name.
+    #[schema(example = "edge-01")]
     pub client: String,
     pub client_id: String,
+    /// The user who pushed it.
     pub owner: String,
-    pub state: &'static str,
+    pub state: RuleState,
+    /// Why the edge could not activate it, when `state` is `failed`.
     pub reason: Option<String>,
     #[serde(flatten)]
     pub spec: RuleSpec,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -61,7 +78,7 @@ impl From<RuleRow> for RuleView {
             client: r.client_name,
             client_id: r.client_id,
             owner: r.owner,
-            state: r.state.as_str(),
+            state: r.state,
             reason: r.reason,
             spec: r.spec,
             created_at: rfc3339(r.created_at),
@@ -70,10 +87,14 @@ impl From<RuleRow> for RuleView {
     }
 }
 
-#[derive(Debug, Serialize, Default)]
+/// A rule's counters from its client's latest report (all zero and
+/// `reported_at` null before the first one). Counters are cumulative since
+/// the client started the rule.
+#[derive(Debug, Serialize, Default, ToSchema)]
 pub struct StatsView {
     pub rule_id: String,
     pub client: String,
+    #[schema(format = DateTime)]
     pub reported_at: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -89,13 +110,17 @@ pub struct StatsView {
     pub rate_limit_rejects: u64,
     pub sni_routed: u64,
     pub sni_unmatched: u64,
+    /// With `per_port=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub per_port: Option<Vec<PortView>>,
+    /// With `per_target=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub per_target: Option<Vec<TargetView>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PortView {
     pub port: u32,
     pub bytes_in: u64,
@@ -104,7 +129,7 @@ pub struct PortView {
     pub active_connections: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TargetView {
     pub host: String,
     pub port: u32,

@@ -41,6 +41,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a fresh URL-safe-base64 token to stdout.
     GenToken,
+    /// Print the operator API's OpenAPI 3.1 document (offline: no server,
+    /// no data dir), the same one `GET /v1/openapi.json` serves.
+    Openapi,
     /// Mint the `_superadmin` user and print its API token once (fresh store only).
     BootstrapSuperadmin {
         #[arg(long)]
@@ -145,6 +148,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::GenToken => {
             println!("{}", crate::secrets::new_token());
             Ok(())
+        }
+        Command::Openapi => {
+            use std::io::Write;
+            // A reader that stops early (`| head`) is not a failure.
+            match std::io::stdout().write_all(crate::api::openapi::pretty().as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::BootstrapSuperadmin { name } => offline::bootstrap_superadmin(&data_dir, &name),
         Command::EnrollClient {

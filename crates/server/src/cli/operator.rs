@@ -113,10 +113,12 @@ pub async fn list_clients(api: &ApiClient, format: Format) -> anyhow::Result<()>
 }
 
 pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
-    let spec = build_spec(args)?;
-    let mut body = serde_json::to_value(&spec)
+    let body = crate::api::rules::PushRuleBody {
+        client: args.client.clone(),
+        spec: build_spec(args)?,
+    };
+    let body = serde_json::to_value(&body)
         .map_err(|e| DomainError::new(ErrorCode::Internal, e.to_string()))?;
-    body["client"] = json!(args.client);
     let path = format!("/v1/rules?ack_timeout_ms={}", args.ack_timeout.as_millis());
     let v: Value = api.call(Method::POST, &path, Some(body)).await?;
     if args.format == Format::Json {

@@ -5,7 +5,9 @@ use portunus_domain::rule::{check_listen_conflict, RuleSpec};
 use portunus_domain::{DomainError, ErrorCode};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `pending` until the client reports an outcome, then `active` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum RuleState {
     Pending,
     Active,

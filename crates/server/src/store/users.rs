@@ -7,7 +7,9 @@ use super::{now, StoreResult};
 use portunus_domain::{DomainError, ErrorCode};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `admin` is the command line's spelling of the same role.
@@ -40,8 +42,9 @@ pub struct Actor {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct UserRow {
+    #[schema(example = "alice")]
     pub user_id: String,
     pub display_name: String,
     pub role: Role,
