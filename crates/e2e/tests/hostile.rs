@@ -37,7 +37,9 @@ fn a_udp_source_flood_cannot_spend_the_edges_descriptors() {
 
     let udp_port = free_port();
     let backend = echo_server();
-    let tcp_port = push_tcp(&server, backend);
+    let tcp_port = server
+        .push_on_free_port("edge-01", &[&backend.to_string()])
+        .1;
     let udp = server.cli_ok(&[
         "push-rule",
         "edge-01",
@@ -89,7 +91,9 @@ fn a_udp_source_flood_cannot_spend_the_edges_descriptors() {
         Some(&b"still"[..]),
         "the first flow keeps answering"
     );
-    let another = push_tcp(&server, backend);
+    let another = server
+        .push_on_free_port("edge-01", &[&backend.to_string()])
+        .1;
     assert!(echo_ok(loopback(another)), "a new push binds and forwards");
 
     // The refused flows are counted in the rule's stats and the metrics.
@@ -177,31 +181,6 @@ fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
     s.bind(&from.into()).unwrap();
     s.connect(&to.into()).unwrap();
     s.into()
-}
-
-/// Pushes a TCP rule to `target` on a free port and returns the port. A
-/// port found free can be taken (as a source port) by another test before
-/// the edge binds it: then it tries another, a few times.
-fn push_tcp(server: &Server, target: std::net::SocketAddr) -> u16 {
-    for _ in 0..5 {
-        let port = free_port();
-        let out = server.cli(&[
-            "push-rule",
-            "edge-01",
-            &port.to_string(),
-            &target.to_string(),
-        ]);
-        if out.status.success() {
-            return port;
-        }
-        assert_eq!(
-            portunus_e2e::exit_code(&out),
-            6,
-            "{}",
-            portunus_e2e::stderr_text(&out)
-        );
-    }
-    panic!("no free port for a TCP rule in 5 tries");
 }
 
 /// Enrollment codes are guessed on the public control port: failed redeems

@@ -6,29 +6,9 @@ use portunus_e2e::fleet;
 use portunus_e2e::net::loopback as local;
 use portunus_e2e::stderr_text as stderr;
 
-use portunus_e2e::net::{echo_ok, echo_roundtrip, echo_server, free_port, payload, sha256};
+use portunus_e2e::net::{echo_ok, echo_roundtrip, echo_server, payload, sha256};
 use portunus_e2e::{client_cmd, wait_connected, wait_for, Server, DEADLINE};
 use serde_json::Value;
-use std::net::SocketAddr;
-
-/// Pushes a rule, retrying on the rare race where the probed port got taken.
-fn push(server: &Server, target: SocketAddr) -> (String, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let out = server.cli(&[
-            "push-rule",
-            "edge-01",
-            &port.to_string(),
-            &target.to_string(),
-        ]);
-        if out.status.success() {
-            let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-            return (id, port);
-        }
-        assert_eq!(code(&out), 6, "push-rule failed: {}", stderr(&out));
-    }
-    panic!("no free port after 5 tries");
-}
 
 fn rule_stats(server: &Server, id: &str) -> Value {
     serde_json::from_str(&server.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
@@ -39,7 +19,7 @@ fn walkthrough_forwards_20_mib_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _client) = fleet(dir.path());
     let backend = echo_server();
-    let (id, port) = push(&server, backend);
+    let (id, port) = server.push_on_free_port("edge-01", &[&backend.to_string()]);
     assert_eq!(
         id.len(),
         26,
@@ -157,7 +137,7 @@ fn forwarding_survives_a_killed_server_and_reconnects() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, _client) = fleet(dir.path());
     let backend = echo_server();
-    let (_id, port) = push(&server, backend);
+    let (_id, port) = server.push_on_free_port("edge-01", &[&backend.to_string()]);
     assert!(echo_ok(local(port)));
     // A connection open across the crash keeps flowing too.
     let mut live = std::net::TcpStream::connect(local(port)).unwrap();
@@ -185,7 +165,7 @@ fn forwarding_survives_a_killed_server_and_reconnects() {
     let rules: Value =
         serde_json::from_str(&server.cli_ok(&["list-rules", "--format", "json"])).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 1);
-    let (_id2, port2) = push(&server, backend);
+    let (_id2, port2) = server.push_on_free_port("edge-01", &[&backend.to_string()]);
     assert!(echo_ok(local(port2)), "a new push works after the restart");
     assert!(
         echo_ok(local(port)),
@@ -198,7 +178,7 @@ fn restarted_client_gets_its_rules_back() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mut client) = fleet(dir.path());
     let backend = echo_server();
-    let (id, port) = push(&server, backend);
+    let (id, port) = server.push_on_free_port("edge-01", &[&backend.to_string()]);
     assert!(echo_ok(local(port)));
     client.kill9();
     wait_connected(&server, "edge-01", false);
@@ -218,7 +198,7 @@ fn restarted_client_gets_its_rules_back() {
 fn client_sigterm_drains_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mut client) = fleet(dir.path());
-    let (_id, port) = push(&server, echo_server());
+    let (_id, port) = server.push_on_free_port("edge-01", &[&echo_server().to_string()]);
     assert!(echo_ok(local(port)));
     let status = client.terminate();
     assert_eq!(status.code(), Some(0));
@@ -289,7 +269,7 @@ fn stats_stream_sends_events_until_the_rule_is_removed() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let (server, _client) = fleet(dir.path());
-    let (id, port) = push(&server, echo_server());
+    let (id, port) = server.push_on_free_port("edge-01", &[&echo_server().to_string()]);
     let resp = reqwest::blocking::Client::builder()
         .timeout(DEADLINE)
         .build()
