@@ -1,58 +1,100 @@
 //! The operator HTTP API's route table: a contract shared by the server
-//! (whose router a test holds to it) and the process-level tests (which
-//! walk it without credentials).
+//! (whose router and authentication layer follow it) and the process-level
+//! tests (which walk it).
 
-/// Every `/v1` route as `(method, path, public)`. Public routes need no
-/// credentials; every other one answers 401 without them (503 before the
-/// first superadmin exists). The server's router test holds the router to
-/// this list, and the process-level access tests walk it.
-pub const ROUTES: &[(&str, &str, bool)] = &[
-    ("GET", "/v1/auth/status", true),
-    ("GET", "/v1/openapi.json", true),
-    ("POST", "/v1/auth/onboarding", true),
-    ("POST", "/v1/auth/login", true),
-    ("POST", "/v1/auth/logout", false),
-    ("GET", "/v1/users/me", false),
-    ("POST", "/v1/users/me/password", false),
-    ("POST", "/v1/users", false),
-    ("GET", "/v1/users", false),
-    ("GET", "/v1/users/{id}", false),
-    ("PATCH", "/v1/users/{id}", false),
-    ("DELETE", "/v1/users/{id}", false),
-    ("POST", "/v1/users/{id}/password", false),
-    ("POST", "/v1/users/{id}/credentials", false),
-    ("GET", "/v1/users/{id}/credentials", false),
-    ("DELETE", "/v1/users/{id}/credentials/{cid}", false),
-    ("POST", "/v1/users/{id}/credentials/{cid}/rotate", false),
-    ("POST", "/v1/grants", false),
-    ("GET", "/v1/grants", false),
-    ("DELETE", "/v1/grants/{id}", false),
-    ("GET", "/v1/audit", false),
-    ("POST", "/v1/client-enrollments", false),
-    ("GET", "/v1/clients", false),
-    ("GET", "/v1/clients/{id}", false),
-    ("PUT", "/v1/clients/{id}", false),
-    ("DELETE", "/v1/clients/{id}", false),
-    ("PATCH", "/v1/clients/{id}/name", false),
-    ("POST", "/v1/clients/{id}/enrollment", false),
-    ("POST", "/v1/clients/{id}/revoke", false),
-    ("POST", "/v1/rules", false),
-    ("GET", "/v1/rules", false),
-    ("GET", "/v1/rules/{id}", false),
-    ("PUT", "/v1/rules/{id}", false),
-    ("DELETE", "/v1/rules/{id}", false),
-    ("GET", "/v1/rules/{id}/stats", false),
-    ("GET", "/v1/rules/{id}/stats/stream", false),
-    ("GET", "/v1/metrics", false),
-    ("GET", "/v1/overview", false),
-    ("GET", "/v1/clients/{id}/owners", false),
-    ("GET", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
-    ("PUT", "/v1/clients/{id}/owners/{owner}/rate-limit", false),
+/// Who may call a route at all. Finer decisions (whose user, which client's
+/// rules) are made in the handler once it has loaded what they concern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed.
+    Public,
+    /// Any signed-in actor.
+    Signed,
+    /// Superadmins only: anyone else gets 403 `forbidden` before the
+    /// request's body or parameters are read, so a refusal never depends on
+    /// what was sent.
+    Superadmin,
+}
+
+/// Every `/v1` route as `(method, path, access)`. Non-public routes answer
+/// 401 without credentials (503 before the first superadmin exists). The
+/// server's router test holds the router to this list, and the
+/// process-level access tests walk it.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/v1/auth/status", Access::Public),
+    ("GET", "/v1/openapi.json", Access::Public),
+    ("POST", "/v1/auth/onboarding", Access::Public),
+    ("POST", "/v1/auth/login", Access::Public),
+    ("POST", "/v1/auth/logout", Access::Signed),
+    ("GET", "/v1/users/me", Access::Signed),
+    ("POST", "/v1/users/me/password", Access::Signed),
+    ("POST", "/v1/users", Access::Superadmin),
+    ("GET", "/v1/users", Access::Superadmin),
+    ("GET", "/v1/users/{id}", Access::Signed),
+    ("PATCH", "/v1/users/{id}", Access::Superadmin),
+    ("DELETE", "/v1/users/{id}", Access::Superadmin),
+    ("POST", "/v1/users/{id}/password", Access::Superadmin),
+    ("POST", "/v1/users/{id}/credentials", Access::Signed),
+    ("GET", "/v1/users/{id}/credentials", Access::Signed),
+    ("DELETE", "/v1/users/{id}/credentials/{cid}", Access::Signed),
+    (
+        "POST",
+        "/v1/users/{id}/credentials/{cid}/rotate",
+        Access::Signed,
+    ),
+    ("POST", "/v1/grants", Access::Superadmin),
+    ("GET", "/v1/grants", Access::Signed),
+    ("DELETE", "/v1/grants/{id}", Access::Superadmin),
+    ("GET", "/v1/audit", Access::Superadmin),
+    ("POST", "/v1/client-enrollments", Access::Superadmin),
+    ("GET", "/v1/clients", Access::Superadmin),
+    ("GET", "/v1/clients/{id}", Access::Superadmin),
+    ("PUT", "/v1/clients/{id}", Access::Superadmin),
+    ("DELETE", "/v1/clients/{id}", Access::Superadmin),
+    ("PATCH", "/v1/clients/{id}/name", Access::Superadmin),
+    ("POST", "/v1/clients/{id}/enrollment", Access::Superadmin),
+    ("POST", "/v1/clients/{id}/revoke", Access::Superadmin),
+    ("POST", "/v1/rules", Access::Signed),
+    ("GET", "/v1/rules", Access::Signed),
+    ("GET", "/v1/rules/{id}", Access::Signed),
+    ("PUT", "/v1/rules/{id}", Access::Signed),
+    ("DELETE", "/v1/rules/{id}", Access::Signed),
+    ("GET", "/v1/rules/{id}/stats", Access::Signed),
+    ("GET", "/v1/rules/{id}/stats/stream", Access::Signed),
+    ("GET", "/v1/metrics", Access::Superadmin),
+    ("GET", "/v1/overview", Access::Signed),
+    ("GET", "/v1/clients/{id}/owners", Access::Superadmin),
+    (
+        "GET",
+        "/v1/clients/{id}/owners/{owner}/rate-limit",
+        Access::Superadmin,
+    ),
+    (
+        "PUT",
+        "/v1/clients/{id}/owners/{owner}/rate-limit",
+        Access::Superadmin,
+    ),
     (
         "DELETE",
         "/v1/clients/{id}/owners/{owner}/rate-limit",
-        false,
+        Access::Superadmin,
     ),
-    ("GET", "/v1/settings/advertised-endpoint", false),
-    ("PUT", "/v1/settings/advertised-endpoint", false),
+    (
+        "GET",
+        "/v1/settings/advertised-endpoint",
+        Access::Superadmin,
+    ),
+    (
+        "PUT",
+        "/v1/settings/advertised-endpoint",
+        Access::Superadmin,
+    ),
 ];
+
+/// The access rule of a routed `(method, path template)`.
+pub fn access(method: &str, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|r| r.0 == method && r.1 == path)
+        .map(|r| r.2)
+}

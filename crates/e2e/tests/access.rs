@@ -5,7 +5,7 @@
 mod access_support;
 
 use access_support::*;
-use portunus_domain::routes::ROUTES;
+use portunus_domain::routes::{Access, ROUTES};
 use portunus_e2e::{wait_connected, wait_for, Client, Server, DEADLINE, SERVER_TOML};
 use serde_json::{json, Value};
 
@@ -18,9 +18,9 @@ fn every_v1_route_without_credentials_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let api = Api::new(&server);
-    for (method, path, public) in ROUTES {
+    for (method, path, access) in ROUTES {
         let r = api.call(method, &concrete(path), Auth::Anon, None);
-        if *public {
+        if *access == Access::Public {
             assert!(
                 ![401, 404, 405, 503].contains(&r.status),
                 "{method} {path}: {} {}",
@@ -36,7 +36,7 @@ fn every_v1_route_without_credentials_is_refused() {
         }
     }
     onboard(&server, &api);
-    for (method, path, _) in ROUTES.iter().filter(|r| !r.2) {
+    for (method, path, _) in ROUTES.iter().filter(|r| r.2 != Access::Public) {
         let r = api.call(method, &concrete(path), Auth::Anon, None);
         assert_eq!(
             (r.status, r.code()),
@@ -46,6 +46,32 @@ fn every_v1_route_without_credentials_is_refused() {
         // A forged cookie is no better than none.
         let r = api.call(method, &concrete(path), Auth::Cookie("forged"), None);
         assert_eq!(r.status, 401, "{method} {path} with a forged cookie");
+    }
+}
+
+/// A plain user gets the same 403 on every superadmin route whatever the
+/// request carries: a malformed body or a parameter that is not UTF-8.
+#[test]
+fn superadmin_routes_refuse_a_plain_user_before_reading_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, api, admin) = onboarded(dir.path());
+    let token = api.tenant(admin.bearer(), "alice", "alice-password-123");
+    for (method, path, _) in ROUTES.iter().filter(|r| r.2 == Access::Superadmin) {
+        let uri = concrete(path).replace("{owner}", "%FF");
+        for body in ["{", "[]", "{\"user_id\": 7}"] {
+            let rb = api
+                .builder(method, &uri)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            let r = api.send(rb);
+            assert_eq!(
+                (r.status, r.code()),
+                (403, "forbidden"),
+                "{method} {path} with {:?}",
+                &body[..body.len().min(8)]
+            );
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! and it documents every route of the table with the status a real call
 //! answers.
 
-use portunus_domain::routes::ROUTES;
+use portunus_domain::routes::{Access, ROUTES};
 use portunus_e2e::{exit_code, run_server_cli, stderr_text, Server};
 use serde_json::Value;
 
@@ -30,12 +30,12 @@ fn the_served_document_is_the_printed_one_and_covers_the_route_table() {
     assert_eq!(printed, doc);
 
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for (method, path, public) in ROUTES {
+    for (method, path, access) in ROUTES {
         let op = &doc["paths"][path][method.to_ascii_lowercase()];
         assert!(op.is_object(), "{method} {path} is not documented");
         assert_eq!(
             op["security"].as_array().unwrap().is_empty(),
-            *public,
+            *access == Access::Public,
             "{method} {path}"
         );
     }

@@ -2,13 +2,11 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiQuery;
-use crate::authz;
 use crate::state::Shared;
 use crate::store::audit::{self, Entry, Outcome};
-use crate::store::users::Actor;
 use crate::timefmt::{parse_rfc3339_ms, rfc3339_ms};
 use axum::extract::State;
-use axum::{Extension, Json};
+use axum::Json;
 use portunus_domain::{DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -124,10 +122,8 @@ pub struct Page {
     responses((status = 200, description = "A page.", body = Page)))]
 pub async fn list(
     State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Page>> {
-    authz::require_superadmin(&actor)?;
     let query = q.to_store().map_err(ApiError::from)?;
     let (rows, next) = state.store.call(move |c| audit::query(c, &query)).await?;
     Ok(Json(Page {

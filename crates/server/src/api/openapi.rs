@@ -14,7 +14,7 @@ use super::{audit, clients, credentials, grants, overview, owner_caps, rules, se
 use super::{settings, users};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use portunus_domain::routes::ROUTES;
+use portunus_domain::routes::{Access, ROUTES};
 use portunus_domain::{ErrorCode, ErrorEnvelope};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -137,10 +137,14 @@ fn security_schemes() -> Value {
 /// Adds to one operation what its kind of route shares: who may call it,
 /// every error it can answer with, and where its results lead.
 fn complete(method: &str, path: &str, op: &mut Value) {
-    let Some(&(_, _, public)) = ROUTES.iter().find(|r| r.0 == method && r.1 == path) else {
+    let Some(&(_, _, access)) = ROUTES.iter().find(|r| r.0 == method && r.1 == path) else {
         // Not in the route table: the drift test names it.
         return;
     };
+    let public = access == Access::Public;
+    if access == Access::Superadmin {
+        op["x-portunus-access"] = json!("superadmin");
+    }
     op["security"] = if public {
         json!([])
     } else if method == "GET" {

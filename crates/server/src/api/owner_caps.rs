@@ -4,13 +4,11 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
-use crate::authz::require_superadmin;
 use crate::state::Shared;
-use crate::store::users::Actor;
 use crate::store::{clients, owner_caps, users, write_tx};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use portunus_domain::rule::RateLimit;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, server_message};
@@ -67,10 +65,8 @@ pub fn validate_envelope(limit: &RateLimit) -> Result<(), DomainError> {
     responses((status = 200, description = "The owners, by user id.", body = Vec<OwnerView>)))]
 pub async fn list_owners(
     State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<OwnerView>>> {
-    require_superadmin(&actor)?;
     let (client, owners, envelopes) = state
         .store
         .call(move |c| {
@@ -108,10 +104,8 @@ pub async fn list_owners(
     responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn get(
     State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
     ApiPath((id, owner)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<EnvelopeView>> {
-    require_superadmin(&actor)?;
     let (client, limit) = state
         .store
         .call(move |c| {
@@ -141,11 +135,9 @@ pub async fn get(
     responses((status = 200, description = "The envelope.", body = EnvelopeView)))]
 pub async fn put(
     State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
     ApiPath((id, owner)): ApiPath<(String, String)>,
     ApiJson(limit): ApiJson<RateLimit>,
 ) -> ApiResult<Json<EnvelopeView>> {
-    require_superadmin(&actor)?;
     validate_envelope(&limit)?;
     let o = owner.clone();
     let client = state
@@ -182,10 +174,8 @@ pub async fn put(
     responses((status = 204, description = "Removed.")))]
 pub async fn delete(
     State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
     ApiPath((id, owner)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    require_superadmin(&actor)?;
     let o = owner.clone();
     let (client, existed) = state
         .store

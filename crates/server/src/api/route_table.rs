@@ -6,7 +6,7 @@ use super::router;
 use crate::state::Shared;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use portunus_domain::routes::ROUTES;
+use portunus_domain::routes::{Access, ROUTES};
 use std::collections::BTreeSet;
 use tower::ServiceExt;
 
@@ -40,7 +40,7 @@ fn fresh_state() -> (tempfile::TempDir, crate::store::Store, Shared) {
 #[tokio::test]
 async fn every_listed_route_is_routed_and_guarded() {
     let (_d, store, state) = fresh_state();
-    for (method, path, public) in ROUTES {
+    for (method, path, access) in ROUTES {
         let (status, code) = call(&state, method, path).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_ne!(
@@ -48,19 +48,19 @@ async fn every_listed_route_is_routed_and_guarded() {
             (StatusCode::NOT_FOUND, "not_found"),
             "{method} {path} is not routed"
         );
-        if !public {
+        if *access != Access::Public {
             assert_eq!(code, "bootstrap_required", "{method} {path}");
         }
     }
     store
         .blocking(|c| crate::bootstrap::bootstrap_superadmin(c, "Admin"))
         .unwrap();
-    for (method, path, public) in ROUTES.iter().filter(|r| !r.2) {
+    for (method, path, access) in ROUTES.iter().filter(|r| r.2 != Access::Public) {
         let (status, code) = call(&state, method, path).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            "{method} {path} (public: {public})"
+            "{method} {path} ({access:?})"
         );
     }
 }
@@ -179,6 +179,58 @@ async fn router_and_extractor_failures_answer_the_envelope() {
         if *status == 405 {
             let allow = allow.expect("a 405 names the methods it takes");
             assert!(allow.to_str().unwrap().contains("POST"), "{allow:?}");
+        }
+    }
+}
+
+/// A plain user is refused every superadmin route with the same 403
+/// whatever the request carries: a malformed body, an oversized one or
+/// garbage parameters never turn the refusal into a 400 or a 404.
+#[tokio::test]
+async fn superadmin_routes_refuse_a_plain_user_before_reading_the_request() {
+    let (_d, store, state) = fresh_state();
+    store
+        .blocking(|c| crate::bootstrap::bootstrap_superadmin(c, "Admin"))
+        .unwrap();
+    let token = "plain-user-token";
+    store
+        .blocking(|c| {
+            crate::store::users::create(c, "alice", "Alice", crate::store::users::Role::User)?;
+            crate::store::users::issue_token(c, "alice", "t", &crate::secrets::hash_token(token))
+                .map(drop)
+        })
+        .unwrap();
+    let big = "x".repeat(super::extract::MAX_BODY_BYTES + 1);
+    for (method, path, access) in ROUTES {
+        let uri = concrete(path).replace("{owner}", "%FF");
+        for body in ["{", "[]", big.as_str()] {
+            let req = Request::builder()
+                .method(*method)
+                .uri(&uri)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let resp = router(state.clone()).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
+            let short = &body[..body.len().min(8)];
+            match access {
+                Access::Superadmin => assert_eq!(
+                    (status, code.as_str()),
+                    (StatusCode::FORBIDDEN, "forbidden"),
+                    "{method} {path} with {short:?}"
+                ),
+                // Whatever they answer, it is the envelope.
+                _ => assert!(
+                    status.is_success() || !code.is_empty(),
+                    "{method} {path} with {short:?}: {status}"
+                ),
+            }
         }
     }
 }
