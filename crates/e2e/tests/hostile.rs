@@ -294,3 +294,58 @@ fn slow_and_idle_operator_connections_are_bounded() {
     assert_eq!(status["onboarding_required"], false);
     assert!(!server.log.text().contains("Too many open files"));
 }
+
+/// Whatever the listener or the router refuses answers the JSON envelope
+/// with a stable code, never an empty or plain-text body.
+#[test]
+fn every_refusal_answers_the_error_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bootstrapped(dir.path());
+    let token = server.token.as_deref().unwrap();
+    let http = reqwest::blocking::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let long_query = format!("/v1/rules?client={}", "a".repeat(9 * 1024));
+    let big_body = "x".repeat(65 * 1024);
+    let cases: Vec<(reqwest::blocking::RequestBuilder, u16, &str)> = vec![
+        (http.delete(url("/v1/rules")), 405, "method_not_allowed"),
+        (http.get(url("/v1/nope")), 404, "not_found"),
+        (
+            http.post(url("/v1/rules"))
+                .header("content-type", "application/json")
+                .body(big_body),
+            413,
+            "payload_too_large",
+        ),
+        (http.get(url(&long_query)), 414, "uri_too_long"),
+        (http.get(url("/v1/rules/%FF")), 400, "invalid_request"),
+        (
+            http.get(url("/v1/rules"))
+                .header("x-padding", "p".repeat(40 * 1024)),
+            431,
+            "headers_too_large",
+        ),
+        (
+            (0..120).fold(http.get(url("/v1/rules")), |rb, i| {
+                rb.header(format!("x-h{i}"), "1")
+            }),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (rb, status, code) in cases {
+        let resp = rb.bearer_auth(token).send().unwrap();
+        let got = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: serde_json::Value = resp.json().expect("a JSON body");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
