@@ -1,25 +1,37 @@
 //! The control port's front door. The port is public by default, so a
-//! connection that has not finished TLS gets a deadline, and such
-//! connections are capped in total and per source address: idle or
-//! half-open connections can never spend the descriptors the operator API
-//! and the client streams need. TLS is terminated here and the finished
-//! streams are handed to tonic.
+//! connection that has not authenticated yet (still in its TLS handshake,
+//! or past it without a client credential or a redeemed enrollment code)
+//! gets deadlines, and such connections are capped in total and per source
+//! address: idle or half-open connections can never spend the descriptors
+//! the operator API and the client streams need. TLS is terminated here and
+//! the finished streams are handed to tonic; the service marks a
+//! connection authenticated through its `ConnInfo`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 
-/// Limits on connections that have not finished their TLS handshake.
+/// Limits on connections that have not authenticated yet.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// From accept to a finished TLS handshake.
     pub handshake: Duration,
+    /// From accept to the first authenticated call; a client opens its
+    /// session, or redeems its code, right after the handshake.
+    pub authenticate: Duration,
     pub total: usize,
     pub per_source: usize,
 }
@@ -28,13 +40,14 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             handshake: Duration::from_secs(10),
+            authenticate: Duration::from_secs(30),
             total: 512,
             per_source: 32,
         }
     }
 }
 
-/// Counts handshakes in progress, in total and per source address.
+/// Counts unauthenticated connections, in total and per source address.
 #[derive(Debug, Default)]
 struct Handshaking {
     total: usize,
@@ -47,7 +60,8 @@ struct Gate {
     state: Arc<Mutex<Handshaking>>,
 }
 
-/// A handshake's place under the caps, given back on drop.
+/// An unauthenticated connection's place under the caps, given back on
+/// drop.
 struct Place {
     gate: Gate,
     source: IpAddr,
@@ -97,13 +111,101 @@ fn accept_pause(e: &io::Error) -> Option<Duration> {
     }
 }
 
-/// TLS streams of `listener`'s connections that finished their handshake
-/// within the limits, for `Server::serve_with_incoming`.
+/// What the service learns of a control connection: the peer and the way
+/// to mark the connection authenticated, which frees its place under the
+/// caps and lifts its deadline.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pending: Arc<Mutex<Option<Place>>>,
+}
+
+impl ConnInfo {
+    pub fn authenticated(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    fn is_pending(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+}
+
+/// A control connection past its TLS handshake. Until it is marked
+/// authenticated, reading from it fails once the deadline passes, which
+/// ends the connection.
+pub struct ControlStream {
+    inner: TlsStream<TcpStream>,
+    info: ConnInfo,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Connected for ControlStream {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for ControlStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.info.is_pending() && self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no authenticated call before the deadline",
+            )));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ControlStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The connections of `listener` that finished their TLS handshake within
+/// the limits, for `Server::serve_with_incoming`.
 pub fn tls_streams(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limits: Limits,
-) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+) -> ReceiverStream<io::Result<ControlStream>> {
     let (tx, rx) = mpsc::channel(64);
     let gate = Gate {
         limits,
@@ -125,17 +227,25 @@ pub fn tls_streams(
                 _ = tx.closed() => return,
             };
             let Some(place) = gate.try_enter(peer.ip()) else {
-                tracing::debug!(%peer, "too many TLS handshakes in progress; connection closed");
+                tracing::debug!(%peer, "too many unauthenticated control connections; closed");
                 continue;
             };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            let deadline = gate.limits.handshake;
+            let accepted_at = Instant::now();
             tokio::spawn(async move {
-                let done = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
-                drop(place);
-                match done {
+                match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
+                        let stream = ControlStream {
+                            inner: tls,
+                            info: ConnInfo {
+                                remote: peer,
+                                pending: Arc::new(Mutex::new(Some(place))),
+                            },
+                            deadline: Box::pin(tokio::time::sleep_until(
+                                accepted_at + limits.authenticate,
+                            )),
+                        };
+                        let _ = tx.send(Ok(stream)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake deadline passed; closed"),
@@ -194,6 +304,7 @@ mod tests {
         let gate = Gate {
             limits: Limits {
                 handshake: Duration::from_secs(1),
+                authenticate: Duration::from_secs(1),
                 total: 3,
                 per_source: 2,
             },
@@ -212,5 +323,90 @@ mod tests {
         drop(a1);
         let _c1 = gate.try_enter(c).unwrap();
         assert!(gate.try_enter(a).is_none(), "the freed place went to c");
+    }
+
+    /// Real sockets and real TLS: connections past their handshake that
+    /// never authenticate hold their place under the per-source cap until
+    /// the deadline closes them; one marked authenticated frees its place
+    /// and outlives the deadline.
+    async fn within<F: Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("within 10 s")
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_connections_are_capped_and_closed_by_the_deadline() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_stream::StreamExt;
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let acceptor = acceptor(&cert.pem(), &key.serialize_pem()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            handshake: Duration::from_secs(10),
+            authenticate: Duration::from_secs(1),
+            total: 8,
+            per_source: 2,
+        };
+        let mut incoming = tls_streams(listener, acceptor, limits);
+        let connect = || async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            connector.connect(name, tcp).await
+        };
+        // The server side of each connection echoes, as a live peer would.
+        let echo = |mut s: ControlStream| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+
+        let mut a = connect().await.unwrap();
+        let mut b = connect().await.unwrap();
+        let server_a = within(incoming.next()).await.unwrap().unwrap();
+        let server_b = within(incoming.next()).await.unwrap().unwrap();
+        let marked_a = server_a.connect_info();
+        assert_eq!(marked_a.remote.ip(), addr.ip());
+        echo(server_a);
+        echo(server_b);
+
+        // A third from the same source is closed before its handshake.
+        assert!(within(connect()).await.is_err());
+
+        // A authenticates: its place is free for a new connection.
+        marked_a.authenticated();
+        let _c = within(connect()).await.unwrap();
+        let _server_c = within(incoming.next()).await.unwrap().unwrap();
+
+        // B never does: the deadline ends it. A outlives the deadline.
+        let mut buf = [0u8; 8];
+        let end = within(b.read(&mut buf)).await;
+        assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+        a.write_all(b"ping").await.unwrap();
+        within(a.read_exact(&mut buf[..4])).await.unwrap();
+        assert_eq!(&buf[..4], b"ping");
     }
 }

@@ -1,6 +1,7 @@
 //! `Redeem` and `Connect`. Clients authenticate here, by bearer hash, and
 //! nowhere else.
 
+use super::incoming::ConnInfo;
 use super::registry::Outcome;
 use crate::api::owner_caps::envelope_message;
 use crate::metrics::RuleLabels;
@@ -144,6 +145,16 @@ impl ControlService {
     }
 }
 
+/// The peer of a call: from the control port's own connection info, or
+/// from tonic's when served on a plain listener.
+fn remote<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnInfo>()
+        .map(|c| c.remote)
+        .or_else(|| request.remote_addr())
+}
+
 #[tonic::async_trait]
 impl Control for ControlService {
     async fn redeem(
@@ -152,7 +163,8 @@ impl Control for ControlService {
     ) -> Result<Response<pb::RedeemResponse>, Status> {
         // Codes are guessed from the public control port: failures are
         // throttled per source like password guesses, counted and logged.
-        let source = request.remote_addr().map(|a| a.ip());
+        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let source = remote(&request).map(|a| a.ip());
         let keys: Vec<Key> = source.into_iter().map(Key::Source).collect();
         if let Some(wait) = self.state.throttle.blocked(&keys, Instant::now()) {
             self.state.metrics.auth_failure("rate_limited");
@@ -225,6 +237,9 @@ impl Control for ControlService {
             &client.id,
             Status::unauthenticated("client credential was replaced"),
         );
+        if let Some(conn) = conn {
+            conn.authenticated();
+        }
         tracing::info!(client = %client.name, client_id = %client.id, "client enrolled");
         Ok(Response::new(pb::RedeemResponse {
             client_id: client.id,
@@ -240,7 +255,7 @@ impl Control for ControlService {
         &self,
         request: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let remote = request.remote_addr();
+        let remote = remote(&request);
         let refuse = |reason: &str, message: &'static str| {
             self.state.metrics.auth_failure(reason);
             tracing::warn!(remote = ?remote, reason, "client stream refused");
@@ -265,6 +280,9 @@ impl Control for ControlService {
                     "invalid or revoked client credential",
                 )
             })?;
+        if let Some(conn) = request.extensions().get::<ConnInfo>() {
+            conn.authenticated();
+        }
         let mut inbound = request.into_inner();
 
         let cid = client.id.clone();
