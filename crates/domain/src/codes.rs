@@ -65,11 +65,13 @@ codes! {
     RateLimitBurstOutOfRange = "validation.rate_limit_burst_out_of_range", 400, 2, "A burst is outside rate/100 to rate*60.";
     RateLimitBurstWithoutRate = "validation.rate_limit_burst_without_rate", 400, 2, "A burst is given without its rate.";
     PasswordTooWeak = "password_too_weak", 400, 2, "A password is too short, only whitespace, or unchanged.";
+    InvalidIdempotencyKey = "invalid_idempotency_key", 400, 2, "An `Idempotency-Key` header is not 1-128 visible ASCII characters.";
     // Pre-flight validation done by the CLI before any request: exit 3.
     RateLimitNoCapsProvided = "validation.rate_limit_no_caps_provided", 400, 3, "A rate limit names no cap at all.";
     // Advertised endpoint: 422, exit 2.
     EndpointInvalid = "endpoint_invalid", 422, 2, "An advertised endpoint is not a bare `host:port`.";
     EndpointNotInCertSan = "endpoint_not_in_cert_san", 422, 2, "An advertised endpoint's host is not covered by the certificate's SAN.";
+    IdempotencyKeyReused = "idempotency_key_reused", 422, 2, "An `Idempotency-Key` already named a different push.";
     // Authentication and authorisation.
     Unauthenticated = "unauthenticated", 401, 1, "No valid bearer token or session cookie, or a wrong user id or password.";
     SetupTokenInvalid = "setup_token_invalid", 401, 1, "The first-run setup token is wrong or expired.";
@@ -103,6 +105,8 @@ codes! {
     // Requests the router refuses before any handler runs.
     MethodNotAllowed = "method_not_allowed", 405, 1, "The route exists but not with this method; `Allow` lists those it takes.";
     PayloadTooLarge = "payload_too_large", 413, 1, "The request body is larger than the API accepts.";
+    UriTooLong = "uri_too_long", 414, 1, "The request's path and query are longer than the server reads.";
+    HeadersTooLarge = "headers_too_large", 431, 1, "The request's headers are larger or more numerous than the server reads.";
     RateLimited = "rate_limited", 429, 1, "Too many failed attempts; retry after `Retry-After` seconds.";
     BootstrapRequired = "bootstrap_required", 503, 1, "No superadmin exists yet; complete onboarding first.";
     StoreBusy = "store_busy", 503, 1, "The store is busy; retry.";

@@ -454,6 +454,16 @@ impl Client {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().unwrap())
     }
+
+    /// SIGSTOP: the process holds its sockets but answers nothing.
+    pub fn freeze(&self) {
+        signal(self.child.as_ref().expect("client running"), 19);
+    }
+
+    /// SIGCONT, after `freeze`.
+    pub fn thaw(&self) {
+        signal(self.child.as_ref().expect("client running"), 18);
+    }
 }
 
 impl Drop for Client {

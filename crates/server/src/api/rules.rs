@@ -4,15 +4,17 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::push_key;
 use super::views::{RuleView, StatsView};
 use crate::authz;
 use crate::control::registry::Outcome;
 use crate::state::Shared;
+use crate::store::push_keys::{self, Seen};
 use crate::store::rules::{self, RuleRow, RuleState};
 use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use portunus_domain::rule::RuleSpec;
@@ -90,6 +92,13 @@ fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> 
     Ok(PushRuleBody { client, spec })
 }
 
+fn key_reused() -> DomainError {
+    DomainError::new(
+        ErrorCode::IdempotencyKeyReused,
+        "Idempotency-Key: this key already named a different push; use a new key",
+    )
+}
+
 /// Which error a failed activation becomes.
 pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError {
     let code = match reason {
@@ -108,29 +117,56 @@ pub fn activation_error(client: &str, reason: &str, detail: &str) -> DomainError
 /// answered once the client reports it active (201, `active`) or failed
 /// (409 `port_in_use` or `activation_failed`, and the rule is deleted).
 /// When the ack budget runs out first it answers 201 with the rule still
-/// `pending`.
+/// `pending`. A push sent again with the same `Idempotency-Key` (by the
+/// same user) answers 200 with the rule the first one stored, in its
+/// current state, and pushes nothing.
 #[utoipa::path(post, path = "/v1/rules", tag = "rules", operation_id = "pushRule",
-    params(AckQuery),
+    params(AckQuery,
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes a retry safe: 1-128 visible ASCII characters naming this push.")),
     request_body = PushRuleBody,
-    responses((status = 201, description = "The rule, `active` or still `pending`.", body = RuleView)))]
+    responses(
+        (status = 201, description = "The rule, `active` or still `pending`.", body = RuleView),
+        (status = 200, description = "A retry: the rule its key stored.", body = RuleView)))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<AckQuery>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<RuleView>)> {
+    let key = push_key::from_headers(&headers)?;
     let PushRuleBody {
         client: client_ref,
         mut spec,
     } = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
+    let hash = push_key::request_hash(&client_ref, &spec);
     let user = actor.clone();
     let given = client_ref.clone();
-    let (client, grants) = state
+    let (owner, k, h) = (actor.user_id.clone(), key.clone(), hash.clone());
+    let (client, grants, seen) = state
         .store
-        .call(move |c| Ok((clients::find(c, &client_ref)?, grants::for_actor(c, &user)?)))
+        .call(move |c| {
+            let seen = match &k {
+                Some(k) => push_keys::lookup(c, &owner, k, &h)?,
+                None => Seen::New,
+            };
+            Ok((
+                clients::find(c, &client_ref)?,
+                grants::for_actor(c, &user)?,
+                seen,
+            ))
+        })
         .await?;
+    // A replay is answered before anything that may have changed since the
+    // first attempt (the client's connection above all) is looked at.
+    match seen {
+        Seen::Replay(row) => return Ok((StatusCode::OK, Json((*row).into()))),
+        Seen::Mismatch => return Err(key_reused().into()),
+        Seen::New => {}
+    }
     // Authorisation before existence: a user learns nothing about clients
     // outside their grants, not even whether one exists, and the answer
     // names only what they gave.
@@ -151,18 +187,35 @@ pub async fn create(
         ));
     }
     let (cid, cname) = (client.id.clone(), client.name.clone());
-    let row = state
+    let stored = state
         .store
         .call(move |c| {
             write_tx(c, |tx| {
                 // Checked again inside the transaction, so a grant revoked
-                // since the check above cannot let the rule in.
+                // since the check above cannot let the rule in, and a
+                // concurrent retry with the same key cannot store twice.
                 let grants = grants::for_actor(tx, &actor)?;
                 authz::may_push(&actor, (&cid, &cname), &spec, &grants)?;
-                rules::insert(tx, &cid, &actor.user_id, &spec)
+                if let Some(k) = &key {
+                    match push_keys::lookup(tx, &actor.user_id, k, &hash)? {
+                        Seen::New => {}
+                        Seen::Replay(row) => return Ok(Err(*row)),
+                        Seen::Mismatch => return Err(key_reused().into()),
+                    }
+                }
+                let row = rules::insert(tx, &cid, &actor.user_id, &spec)?;
+                if let Some(k) = &key {
+                    push_keys::record(tx, &actor.user_id, k, &hash, &row.id)?;
+                }
+                Ok(Ok(row))
             })
         })
         .await?;
+    // `Err`: a concurrent retry stored it first.
+    let row = match stored {
+        Ok(row) => row,
+        Err(earlier) => return Ok((StatusCode::OK, Json(earlier.into()))),
+    };
     let waiter = state.registry.expect_outcome(&row.id);
     let push = pb::ServerMessage {
         kind: Some(server_message::Kind::Push(portunus_proto::rule_to_pb(

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub struct ApiClient {
     base: String,
@@ -64,46 +65,130 @@ impl ApiClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, DomainError> {
+        self.attempt(method, path, body.as_ref(), None)
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// Sends a write with an `Idempotency-Key`; if the answer is lost after
+    /// the request may have reached the server (a dropped connection, a
+    /// server restart), sends it again with the same key until `patience`
+    /// runs out. The server stores the write at most once.
+    pub async fn call_idempotent<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: serde_json::Value,
+        key: &str,
+        patience: Duration,
+    ) -> Result<T, DomainError> {
+        let give_up = Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        let mut sent = false;
+        loop {
+            match self
+                .attempt(method.clone(), path, Some(&body), Some(key))
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(Failure::Answered(e)) => return Err(e),
+                // Nothing was ever sent: no doubt to resolve.
+                Err(Failure::Unsent(e)) if !sent => return Err(e),
+                Err(Failure::Unsent(e) | Failure::Lost(e)) => {
+                    sent = true;
+                    if Instant::now() + pause > give_up {
+                        return Err(DomainError::new(
+                            e.code,
+                            format!(
+                                "{}; the write may have been stored: run the same command \
+                                 with --idempotency-key {key} to retry it safely",
+                                e.message
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<T, Failure> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| {
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let unreachable = |e: &reqwest::Error| {
             DomainError::new(
                 ErrorCode::ServerUnreachable,
                 format!(
                     "cannot reach portunus-server at {}: {}",
                     self.base,
-                    root_cause(&e)
+                    root_cause(e)
                 ),
             )
+        };
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                Failure::Unsent(unreachable(&e))
+            } else {
+                Failure::Lost(unreachable(&e))
+            }
         })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| {
-            DomainError::new(
+            Failure::Lost(DomainError::new(
                 ErrorCode::ServerUnreachable,
                 format!("reading the answer failed: {e}"),
-            )
+            ))
         })?;
         if status.is_success() {
             let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return serde_json::from_slice(body).map_err(|e| {
-                DomainError::new(
+                Failure::Answered(DomainError::new(
                     ErrorCode::Internal,
                     format!("unexpected answer from server: {e}"),
-                )
+                ))
             });
         }
-        match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-            Ok(env) => Err(DomainError::new(
-                ErrorCode::parse(&env.error.code).unwrap_or(ErrorCode::Internal),
-                env.error.message,
-            )),
-            Err(_) => Err(DomainError::new(
-                ErrorCode::Internal,
-                format!("server answered HTTP {status}"),
-            )),
+        Err(Failure::Answered(
+            match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+                Ok(env) => DomainError::new(
+                    ErrorCode::parse(&env.error.code).unwrap_or(ErrorCode::Internal),
+                    env.error.message,
+                ),
+                Err(_) => DomainError::new(
+                    ErrorCode::Internal,
+                    format!("server answered HTTP {status}"),
+                ),
+            },
+        ))
+    }
+}
+
+/// How a call failed, as far as a retry is concerned.
+enum Failure {
+    /// The connection was never made.
+    Unsent(DomainError),
+    /// The request may have reached the server but no answer came back.
+    Lost(DomainError),
+    Answered(DomainError),
+}
+
+impl Failure {
+    fn into_error(self) -> DomainError {
+        match self {
+            Failure::Unsent(e) | Failure::Lost(e) | Failure::Answered(e) => e,
         }
     }
 }

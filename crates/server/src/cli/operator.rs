@@ -112,6 +112,10 @@ pub async fn list_clients(api: &ApiClient, format: Format) -> anyhow::Result<()>
     Ok(())
 }
 
+/// How long a push whose answer was lost is retried, e.g. across a server
+/// restart by its supervisor.
+const PUSH_PATIENCE: Duration = Duration::from_secs(15);
+
 pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     let body = crate::api::rules::PushRuleBody {
         client: args.client.clone(),
@@ -120,7 +124,13 @@ pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     let body = serde_json::to_value(&body)
         .map_err(|e| DomainError::new(ErrorCode::Internal, e.to_string()))?;
     let path = format!("/v1/rules?ack_timeout_ms={}", args.ack_timeout.as_millis());
-    let v: Value = api.call(Method::POST, &path, Some(body)).await?;
+    let key = args
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(crate::secrets::new_token);
+    let v: Value = api
+        .call_idempotent(Method::POST, &path, body, &key, PUSH_PATIENCE)
+        .await?;
     if args.format == Format::Json {
         print_json(&v);
     } else {

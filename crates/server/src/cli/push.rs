@@ -36,6 +36,11 @@ pub struct PushArgs {
     /// How long to wait for the client's activation outcome (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub ack_timeout: Duration,
+    /// Names this push so that sending it again stores it at most once
+    /// (default: a new random key; an answer lost to a dropped connection
+    /// is retried with it for 15 s).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -120,12 +120,26 @@ ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
 UPDATE sessions SET last_seen_at = created_at;
 "#;
 
+/// Idempotency keys of rule pushes: a retried push names the rule the
+/// first one stored. A key goes with its rule.
+const V5: &str = r#"
+CREATE TABLE push_keys (
+    owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    rule_id TEXT NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE INDEX push_keys_rule ON push_keys(rule_id);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()

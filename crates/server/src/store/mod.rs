@@ -10,6 +10,7 @@ pub mod grants;
 mod migrations;
 pub mod onboarding;
 pub mod owner_caps;
+pub mod push_keys;
 pub mod rules;
 pub mod sessions;
 pub mod settings;

@@ -164,6 +164,8 @@ pub const ROUTE_CODES: &[(&str, &str, &[ErrorCode])] = &[
             LegacyToSniUnsupported,
             PortInUse,
             ActivationFailed,
+            InvalidIdempotencyKey,
+            IdempotencyKeyReused,
         ],
     ),
     ("GET", "/v1/rules", &[ClientNotFound]),
@@ -239,7 +241,8 @@ pub fn codes(method: &str, path: &str, shape: &RouteShape) -> Vec<ErrorCode> {
         .iter()
         .find(|(m, p, _)| *m == method && *p == path)
         .map_or(&[][..], |r| r.2);
-    let mut out = Vec::new();
+    // The operator listener refuses an oversized request head on any route.
+    let mut out = vec![UriTooLong, HeadersTooLarge];
     if shape.has_params || shape.has_body {
         out.push(InvalidRequest);
     }
