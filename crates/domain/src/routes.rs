@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/v1/rules", false),
     ("GET", "/v1/rules/{id}", false),
     ("PUT", "/v1/rules/{id}", false),
+    ("PATCH", "/v1/rules/{id}", false),
     ("DELETE", "/v1/rules/{id}", false),
     ("GET", "/v1/rules/{id}/stats", false),
     ("GET", "/v1/rules/{id}/stats/stream", false),

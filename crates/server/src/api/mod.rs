@@ -13,6 +13,7 @@ mod overview;
 pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
+mod rule_patch;
 pub mod rules;
 mod schemas;
 mod session;
@@ -53,7 +54,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/rules", post(rules::create).get(rules::list))
         .route(
             "/v1/rules/{id}",
-            get(rules::get).put(rules::update).delete(rules::delete),
+            get(rules::get)
+                .put(rules::update)
+                .patch(rule_patch::patch)
+                .delete(rules::delete),
         )
         .route("/v1/rules/{id}/stats", get(rules::stats))
         .route("/v1/rules/{id}/stats/stream", get(rules::stats_stream))

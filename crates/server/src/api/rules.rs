@@ -8,7 +8,7 @@ use super::views::{RuleView, StatsView};
 use crate::authz;
 use crate::control::registry::Outcome;
 use crate::state::Shared;
-use crate::store::rules::{self, RuleRow, RuleState};
+use crate::store::rules::{self, Label, RuleRow, RuleState};
 use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
 use axum::extract::State;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
 /// The path parameter every rule route takes.
-const RULE_ID: &str = "A rule id";
+pub(super) const RULE_ID: &str = "A rule id";
 
 pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
 const MAX_ACK_TIMEOUT_MS: u64 = 60_000;
@@ -39,7 +39,7 @@ pub struct AckQuery {
 }
 
 impl AckQuery {
-    fn budget(&self) -> Duration {
+    pub(super) fn budget(&self) -> Duration {
         Duration::from_millis(
             self.ack_timeout_ms
                 .unwrap_or(DEFAULT_ACK_TIMEOUT_MS)
@@ -63,11 +63,46 @@ pub struct PushRuleBody {
     /// The client's name or id.
     #[schema(example = "edge-01")]
     pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schemas::rule_name_or_null)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schemas::rule_note_or_null)]
+    pub note: Option<String>,
     #[serde(flatten)]
     pub spec: RuleSpec,
 }
 
-/// Splits `{"client": …, <RuleSpec fields>}`; the spec rejects unknown keys.
+/// Removes an optional string field; null means none.
+fn take_text(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<String>, DomainError> {
+    match obj.remove(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DomainError::field(
+            ErrorCode::InvalidRequest,
+            key,
+            "expected a string or null",
+        )),
+    }
+}
+
+/// A rule's name and note as given, validated; an empty note is none.
+pub fn label_of(name: Option<String>, note: Option<String>) -> Result<Label, DomainError> {
+    if let Some(n) = &name {
+        portunus_domain::names::validate_rule_name(n)?;
+    }
+    let note = note.filter(|n| !n.is_empty());
+    if let Some(n) = &note {
+        portunus_domain::names::validate_rule_note(n)?;
+    }
+    Ok(Label { name, note })
+}
+
+/// Splits `{"client": …, "name", "note", <RuleSpec fields>}`; the spec
+/// rejects unknown keys.
 fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> {
     let obj = body.as_object_mut().ok_or_else(|| {
         DomainError::new(
@@ -85,9 +120,16 @@ fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> 
             ))
         }
     };
+    let name = take_text(obj, "name")?;
+    let note = take_text(obj, "note")?;
     let spec = serde_path_to_error::deserialize(super::strict::Strict(body))
         .map_err(|e| DomainError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?;
-    Ok(PushRuleBody { client, spec })
+    Ok(PushRuleBody {
+        client,
+        name,
+        note,
+        spec,
+    })
 }
 
 /// Which error a failed activation becomes.
@@ -121,10 +163,13 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<RuleView>)> {
     let PushRuleBody {
         client: client_ref,
+        name,
+        note,
         mut spec,
     } = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
+    let label = label_of(name, note)?;
     let user = actor.clone();
     let given = client_ref.clone();
     let (client, grants) = state
@@ -159,7 +204,7 @@ pub async fn create(
                 // since the check above cannot let the rule in.
                 let grants = grants::for_actor(tx, &actor)?;
                 authz::may_push(&actor, (&cid, &cname), &spec, &grants)?;
-                rules::insert(tx, &cid, &actor.user_id, &spec)
+                rules::insert(tx, &cid, &actor.user_id, &spec, &label)
             })
         })
         .await?;
@@ -210,7 +255,8 @@ pub struct RateLimitBody {
 ///
 /// The client applies them to new connections without restarting the
 /// rule. An unconnected client gets them with its full rule set when it
-/// reconnects; the answer then says `pending`.
+/// reconnects; the answer then says `pending`. A disabled rule keeps them
+/// for when it is enabled.
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", operation_id = "updateRuleCaps",
     params(("id" = String, Path, description = RULE_ID), AckQuery),
     request_body = RateLimitBody,
@@ -232,6 +278,10 @@ pub async fn update(
         .store
         .call(move |c| write_tx(c, |tx| rules::set_spec(tx, &rid, &new_spec)))
         .await?;
+    if !row.enabled {
+        // Kept for when it is switched on; a push now would start it.
+        return Ok(Json(RuleRow { spec, ..row }.into()));
+    }
     let mut row = RuleRow {
         spec,
         state: RuleState::Pending,
@@ -260,7 +310,7 @@ pub async fn update(
     Ok(Json(row.into()))
 }
 
-async fn delete_row(state: &Shared, id: &str) {
+pub(super) async fn delete_row(state: &Shared, id: &str) {
     let rid = id.to_string();
     if let Err(e) = state
         .store
@@ -282,7 +332,7 @@ pub async fn retract(state: &Shared, removed: &[RuleRow]) {
     }
 }
 
-async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
+pub(super) async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
     let msg = pb::ServerMessage {
         kind: Some(server_message::Kind::Remove(pb::RemoveRule {
             rule_id: rule_id.to_string(),
@@ -299,6 +349,8 @@ pub struct ListQuery {
     client: Option<String>,
     /// Only the rules of this owner; a user sees only their own anyway.
     owner: Option<String>,
+    /// Only the rules of this name (at most one per client).
+    name: Option<String>,
 }
 
 /// List rules: every rule for a superadmin, a user's own otherwise.
@@ -311,7 +363,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<RuleView>>> {
     let owner = authz::visible_owner(&actor, q.owner.as_deref()).map(str::to_string);
-    let client = q.client;
+    let (client, name) = (q.client, q.name);
     let superadmin = authz::require_superadmin(&actor).is_ok();
     let rows = state
         .store
@@ -326,13 +378,13 @@ pub async fn list(
                 },
                 None => None,
             };
-            rules::list(c, client_id.as_deref(), owner.as_deref())
+            rules::list_named(c, client_id.as_deref(), owner.as_deref(), name.as_deref())
         })
         .await?;
     Ok(Json(rows.into_iter().map(RuleView::from).collect()))
 }
 
-async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
+pub(super) async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
     let row = state.store.call(move |c| rules::get(c, &id)).await?;
     authz::may_touch_rule(actor, &row)?;
     Ok(row)

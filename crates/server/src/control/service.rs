@@ -273,7 +273,7 @@ impl Control for ControlService {
             .store
             .call(move |c| {
                 Ok((
-                    rules::list(c, Some(&cid), None)?,
+                    rules::list_enabled(c, &cid)?,
                     owner_caps::list(c, &cid)?,
                 ))
             })
