@@ -82,12 +82,32 @@ mod tests {
         let given = || Some(p("/given.json"));
         // (--bundle, URI given, files that exist, what happens)
         let cases = [
-            (None, true, vec!["/home/b.json"], Start::Use(p("/home/b.json"))),
-            (None, false, vec!["/home/b.json"], Start::Use(p("/home/b.json"))),
+            (
+                None,
+                true,
+                vec!["/home/b.json"],
+                Start::Use(p("/home/b.json")),
+            ),
+            (
+                None,
+                false,
+                vec!["/home/b.json"],
+                Start::Use(p("/home/b.json")),
+            ),
             (None, true, vec![], Start::Enroll(p("/env/b.json"))),
             (None, false, vec![], Start::Missing(search())),
-            (given(), true, vec!["/given.json"], Start::Use(p("/given.json"))),
-            (given(), true, vec!["/home/b.json"], Start::Enroll(p("/given.json"))),
+            (
+                given(),
+                true,
+                vec!["/given.json"],
+                Start::Use(p("/given.json")),
+            ),
+            (
+                given(),
+                true,
+                vec!["/home/b.json"],
+                Start::Enroll(p("/given.json")),
+            ),
             (given(), false, vec![], Start::Use(p("/given.json"))),
         ];
         for (i, (explicit, uri, files, want)) in cases.into_iter().enumerate() {

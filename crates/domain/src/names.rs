@@ -148,7 +148,12 @@ mod tests {
                 "{bad}"
             );
         }
-        for ok in ["", "owned by team blue, ticket OPS-12", "caf\u{e9} \u{2013} ok", &"n".repeat(1024)] {
+        for ok in [
+            "",
+            "owned by team blue, ticket OPS-12",
+            "caf\u{e9} \u{2013} ok",
+            &"n".repeat(1024),
+        ] {
             assert!(validate_rule_note(ok).is_ok(), "{ok}");
         }
         for bad in ["two\nlines", "tab\there", "\u{1b}[31m", &"n".repeat(1025)] {

@@ -421,19 +421,19 @@ impl Client {
             cmd.arg("--bundle").arg(b);
         }
         cmd.args([
-                "--stats-report-interval-secs",
-                "1",
-                "--reconnect-initial-delay-ms",
-                "50",
-            ])
-            .args([
-                "--reconnect-max-delay-secs",
-                "1",
-                "--shutdown-drain-timeout-secs",
-                "2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            "--stats-report-interval-secs",
+            "1",
+            "--reconnect-initial-delay-ms",
+            "50",
+        ])
+        .args([
+            "--reconnect-max-delay-secs",
+            "1",
+            "--shutdown-drain-timeout-secs",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn portunus-client");
         let log = Log::default();
         log.follow(child.stderr.take().unwrap());

@@ -50,7 +50,11 @@ fn disable_closes_the_port_and_enable_reopens_it_with_the_same_id_and_counters()
     let off = json(&server, &["disable-rule", "web-frontend"]);
     assert_eq!(
         (&off["rule_id"], &off["enabled"], &off["state"]),
-        (&Value::from(id.as_str()), &Value::Bool(false), &Value::from("disabled"))
+        (
+            &Value::from(id.as_str()),
+            &Value::Bool(false),
+            &Value::from("disabled")
+        )
     );
     wait_for("the listener to close", DEADLINE, || {
         TcpStream::connect(local(port)).is_err().then_some(())
@@ -78,7 +82,11 @@ fn disable_closes_the_port_and_enable_reopens_it_with_the_same_id_and_counters()
     let on = json(&server, &["enable-rule", "web-frontend"]);
     assert_eq!(
         (&on["rule_id"], &on["enabled"], &on["state"]),
-        (&Value::from(id.as_str()), &Value::Bool(true), &Value::from("active"))
+        (
+            &Value::from(id.as_str()),
+            &Value::Bool(true),
+            &Value::from("active")
+        )
     );
     assert!(echo_ok(local(port)));
     // Counters continue from where they were, not from zero.
@@ -187,8 +195,14 @@ fn every_client_and_user_action_has_a_verb() {
     let (server, mut client) = fleet(dir.path());
 
     let c = json(&server, &["get-client", "edge-01"]);
-    assert_eq!((&c["name"], &c["connected"]), (&Value::from("edge-01"), &Value::Bool(true)));
-    let c = json(&server, &["set-client-address", "edge-01", "edge.example.com"]);
+    assert_eq!(
+        (&c["name"], &c["connected"]),
+        (&Value::from("edge-01"), &Value::Bool(true))
+    );
+    let c = json(
+        &server,
+        &["set-client-address", "edge-01", "edge.example.com"],
+    );
     assert_eq!(c["address"], "edge.example.com");
     let c = json(&server, &["set-client-address", "edge-01", "--clear"]);
     assert_eq!(c["address"], Value::Null);
@@ -198,7 +212,10 @@ fn every_client_and_user_action_has_a_verb() {
     assert_eq!(clients[0]["name"], "edge-99");
     let e = json(&server, &["re-enroll", "edge-99", "--ttl-secs", "60"]);
     assert!(
-        e["command"].as_str().unwrap().starts_with("portunus-client enroll '"),
+        e["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("portunus-client enroll '"),
         "{e}"
     );
     let text = server.cli_ok(&["re-enroll", "edge-99"]);
@@ -216,9 +233,19 @@ fn every_client_and_user_action_has_a_verb() {
     server.cli_ok(&["user-add", "bob", "--display-name", "Bob"]);
     let u = json(
         &server,
-        &["user-update", "bob", "--display-name", "Robert", "--role", "admin"],
+        &[
+            "user-update",
+            "bob",
+            "--display-name",
+            "Robert",
+            "--role",
+            "admin",
+        ],
     );
-    assert_eq!((&u["display_name"], &u["role"]), (&Value::from("Robert"), &Value::from("superadmin")));
+    assert_eq!(
+        (&u["display_name"], &u["role"]),
+        (&Value::from("Robert"), &Value::from("superadmin"))
+    );
     let u = json(&server, &["user-update", "bob", "--disable"]);
     assert_eq!(u["disabled"], true);
     let users = json(&server, &["user-list"]);
@@ -229,9 +256,18 @@ fn every_client_and_user_action_has_a_verb() {
         .find(|u| u["user_id"] == "bob")
         .unwrap();
     assert_eq!(bob["disabled"], true);
-    let u = json(&server, &["user-update", "bob", "--enable", "--role", "user"]);
-    assert_eq!((&u["disabled"], &u["role"]), (&Value::Bool(false), &Value::from("user")));
-    assert_eq!(json(&server, &["user-get", "bob"])["display_name"], "Robert");
+    let u = json(
+        &server,
+        &["user-update", "bob", "--enable", "--role", "user"],
+    );
+    assert_eq!(
+        (&u["disabled"], &u["role"]),
+        (&Value::Bool(false), &Value::from("user"))
+    );
+    assert_eq!(
+        json(&server, &["user-get", "bob"])["display_name"],
+        "Robert"
+    );
     let out = server.cli(&["user-update", "nobody", "--disable"]);
     expect_fail(&out, 8, "user_not_found");
 }
@@ -278,7 +314,11 @@ fn a_container_enrolls_from_its_environment_then_restarts_on_its_bundle() {
     wait_for("the rule back on the restarted edge", DEADLINE, || {
         echo_ok(local(port)).then_some(())
     });
-    assert!(!again.log.text().contains("enrolling"), "{}", again.log.text());
+    assert!(
+        !again.log.text().contains("enrolling"),
+        "{}",
+        again.log.text()
+    );
 
     // Without a bundle and with a spent code, it says why and exits 1.
     let other = dir.path().join("other");

@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn counters_add_and_gauges_do_not() {
         let c = continued(&report(100, 7), &report(5, 1));
-        assert_eq!((c.bytes_in, c.bytes_out, c.connections_total), (105, 210, 6));
+        assert_eq!(
+            (c.bytes_in, c.bytes_out, c.connections_total),
+            (105, 210, 6)
+        );
         assert_eq!(c.active_connections, 1);
         assert_eq!(
             (c.ports[0].bytes_in, c.ports[0].active_connections),

@@ -4,9 +4,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::rules::{
-    activation_error, label_of, load_visible, send_remove, AckQuery, RULE_ID,
-};
+use super::rules::{activation_error, label_of, load_visible, send_remove, AckQuery, RULE_ID};
 use super::views::RuleView;
 use crate::control::registry::Outcome;
 use crate::state::Shared;
@@ -152,8 +150,7 @@ mod tests {
     fn absent_null_and_given_fields_differ() {
         let b: PatchRuleBody = serde_json::from_str(r#"{"name": null}"#).unwrap();
         assert_eq!((b.name, b.note, b.enabled), (Some(None), None, None));
-        let b: PatchRuleBody =
-            serde_json::from_str(r#"{"note": "x", "enabled": true}"#).unwrap();
+        let b: PatchRuleBody = serde_json::from_str(r#"{"note": "x", "enabled": true}"#).unwrap();
         assert_eq!(
             (b.name, b.note, b.enabled),
             (None, Some(Some("x".into())), Some(true))

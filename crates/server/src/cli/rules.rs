@@ -258,8 +258,19 @@ fn print_rule(v: &Value, format: Format) {
         return;
     }
     for k in [
-        "rule_id", "name", "client", "owner", "enabled", "state", "reason", "protocol",
-        "listen_port", "listen_port_end", "note", "created_at", "updated_at",
+        "rule_id",
+        "name",
+        "client",
+        "owner",
+        "enabled",
+        "state",
+        "reason",
+        "protocol",
+        "listen_port",
+        "listen_port_end",
+        "note",
+        "created_at",
+        "updated_at",
     ] {
         println!("{k}: {}", s(v, k));
     }
@@ -268,7 +279,9 @@ fn print_rule(v: &Value, format: Format) {
 }
 
 fn not_found(reference: &str, client: Option<&str>) -> DomainError {
-    let on = client.map(|c| format!(" on client {c:?}")).unwrap_or_default();
+    let on = client
+        .map(|c| format!(" on client {c:?}"))
+        .unwrap_or_default();
     DomainError::new(
         ErrorCode::RuleNotFound,
         format!("no rule with id or name {reference:?}{on}"),
@@ -338,7 +351,11 @@ mod tests {
         };
         let m = merge_caps(Some(base), new_rate).unwrap();
         assert_eq!(
-            (m.bandwidth_in_bps, m.bandwidth_in_burst, m.concurrent_connections),
+            (
+                m.bandwidth_in_bps,
+                m.bandwidth_in_burst,
+                m.concurrent_connections
+            ),
             (Some(100), None, Some(10))
         );
         let burst_only = RateLimit {
@@ -346,7 +363,10 @@ mod tests {
             ..Default::default()
         };
         let m = merge_caps(Some(base), burst_only).unwrap();
-        assert_eq!((m.bandwidth_in_bps, m.bandwidth_in_burst), (Some(1000), Some(2000)));
+        assert_eq!(
+            (m.bandwidth_in_bps, m.bandwidth_in_burst),
+            (Some(1000), Some(2000))
+        );
         assert_eq!(merge_caps(None, RateLimit::default()), None);
     }
 

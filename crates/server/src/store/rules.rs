@@ -281,12 +281,24 @@ mod tests {
                 })?;
                 let client = write_tx(c, |tx| clients::ensure(tx, "edge", None))?;
                 let r = write_tx(c, |tx| {
-                    insert(tx, &client.id, "_superadmin", &spec(8080), &Label::default())
+                    insert(
+                        tx,
+                        &client.id,
+                        "_superadmin",
+                        &spec(8080),
+                        &Label::default(),
+                    )
                 })?;
                 assert_eq!(r.state, RuleState::Pending);
                 assert_eq!(r.client_name, "edge");
                 let dup = write_tx(c, |tx| {
-                    insert(tx, &client.id, "_superadmin", &spec(8080), &Label::default())
+                    insert(
+                        tx,
+                        &client.id,
+                        "_superadmin",
+                        &spec(8080),
+                        &Label::default(),
+                    )
                 })
                 .unwrap_err();
                 assert_eq!(DomainError::from(dup).code, ErrorCode::ListenPortConflict);
@@ -333,7 +345,9 @@ mod tests {
                 let r2 = write_tx(c, |tx| {
                     insert(tx, &a.id, "_superadmin", &spec(82), &Label::default())
                 })?;
-                write_tx(c, |tx| insert(tx, &a.id, "_superadmin", &spec(83), &Label::default()))?;
+                write_tx(c, |tx| {
+                    insert(tx, &a.id, "_superadmin", &spec(83), &Label::default())
+                })?;
                 set_label(c, &r1.id, &web)?;
                 let taken = set_label(c, &r2.id, &web).unwrap_err();
                 assert_eq!(DomainError::from(taken).code, ErrorCode::AlreadyExists);
