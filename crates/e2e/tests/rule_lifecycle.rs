@@ -136,7 +136,7 @@ fn a_name_stands_for_the_rule_in_stats_update_and_remove() {
     let (port, dup) = (portunus_e2e::net::free_port().to_string(), "web");
     let out = server.cli(&["push-rule", "edge-01", &port, &backend, "--name", dup]);
     expect_fail(&out, 1, "already_exists");
-    let out = server.cli(&["push-rule", "edge-01", &port, &backend, "--name", "-bad"]);
+    let out = server.cli(&["push-rule", "edge-01", &port, &backend, "--name", "web/1"]);
     expect_fail(&out, 2, "invalid_rule_name");
     let out = server.cli(&["rule-stats", "web"]);
     expect_fail(&out, 2, "rule_name_ambiguous");

@@ -177,6 +177,7 @@ async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
                 ("pending", c.pending),
                 ("active", c.active),
                 ("failed", c.failed),
+                ("disabled", c.disabled),
             ],
             name: c.name,
         })
