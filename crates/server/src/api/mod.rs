@@ -14,6 +14,7 @@ pub mod owner_caps;
 #[cfg(test)]
 mod route_table;
 mod rule_patch;
+mod rule_stats;
 pub mod rules;
 mod schemas;
 mod session;
@@ -59,8 +60,8 @@ pub fn router(state: Shared) -> Router {
                 .patch(rule_patch::patch)
                 .delete(rules::delete),
         )
-        .route("/v1/rules/{id}/stats", get(rules::stats))
-        .route("/v1/rules/{id}/stats/stream", get(rules::stats_stream))
+        .route("/v1/rules/{id}/stats", get(rule_stats::stats))
+        .route("/v1/rules/{id}/stats/stream", get(rule_stats::stats_stream))
         .route("/v1/metrics", get(metrics_mirror))
         .route("/v1/overview", get(overview::get))
         .route("/v1/clients/{id}/owners", get(owner_caps::list_owners))

@@ -11,7 +11,7 @@ mod errors;
 mod tests;
 
 use super::{audit, clients, credentials, grants, overview, owner_caps, rules, session};
-use super::{rule_patch, settings, users};
+use super::{rule_patch, rule_stats, settings, users};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use portunus_domain::routes::ROUTES;
@@ -42,8 +42,8 @@ on writes. See docs/api.md.";
         audit::list,
         clients::enroll, clients::list, clients::get, clients::set_address, clients::delete,
         clients::rename, clients::re_enroll, clients::revoke,
-        rules::create, rules::list, rules::get, rules::update, rule_patch::patch, rules::delete, rules::stats,
-        rules::stats_stream,
+        rules::create, rules::list, rules::get, rules::update, rule_patch::patch, rules::delete, rule_stats::stats,
+        rule_stats::stats_stream,
         super::metrics_mirror, overview::get,
         owner_caps::list_owners, owner_caps::get, owner_caps::put, owner_caps::delete,
         settings::get_advertised_endpoint, settings::put_advertised_endpoint,

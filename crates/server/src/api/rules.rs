@@ -1,10 +1,11 @@
-//! Rule routes. A push is stored as pending, sent down the client's stream
+//! Rule routes (stats in `rule_stats.rs`, switching off and naming in
+//! `rule_patch.rs`). A push is stored as pending, sent down the client's stream
 //! and answered once the client reports the outcome (or the ack budget runs
 //! out, leaving it pending).
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::views::{RuleView, StatsView};
+use super::views::RuleView;
 use crate::authz;
 use crate::control::registry::Outcome;
 use crate::state::Shared;
@@ -13,7 +14,6 @@ use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use portunus_domain::rule::RuleSpec;
 use portunus_domain::{DomainError, ErrorCode};
@@ -442,95 +442,4 @@ pub async fn delete(
         removed: true,
         client_acknowledged: drained,
     }))
-}
-
-#[derive(Deserialize, Default, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StatsQuery {
-    /// Add per-port counters (range rules).
-    #[serde(default)]
-    per_port: bool,
-    /// Add per-target counters and health (multi-target rules).
-    #[serde(default)]
-    per_target: bool,
-}
-
-/// A rule's counters from its client's latest report.
-#[utoipa::path(get, path = "/v1/rules/{id}/stats", tag = "rules", operation_id = "getRuleStats",
-    params(("id" = String, Path, description = RULE_ID), StatsQuery),
-    responses((status = 200, description = "The counters.", body = StatsView)))]
-pub async fn stats(
-    State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StatsQuery>,
-) -> ApiResult<Json<StatsView>> {
-    let row = load_visible(&state, &actor, id).await?;
-    let reported = state.stats.get(&row.id);
-    let view = StatsView::new(
-        &row,
-        reported.as_ref().map(|r| (&r.stats, r.at)),
-        q.per_port,
-        q.per_target,
-    );
-    Ok(Json(view))
-}
-
-/// What a stats event is sent for: a new report or changed counters.
-type ReportKey = Option<(i64, u64, u64, u64)>;
-
-/// A rule's counters as server-sent events.
-///
-/// One `stats` event now and one per changed report, each carrying a
-/// `StatsView` as its data; the stream ends when the rule is removed.
-#[utoipa::path(get, path = "/v1/rules/{id}/stats/stream", tag = "rules", operation_id = "streamRuleStats",
-    params(("id" = String, Path, description = RULE_ID), StatsQuery),
-    responses((status = 200, description = "`event: stats` events whose data is a `StatsView`.",
-        content_type = "text/event-stream", body = StatsView)))]
-pub async fn stats_stream(
-    State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StatsQuery>,
-) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>> {
-    let row = load_visible(&state, &actor, id).await?;
-    let start: (Shared, RuleRow, ReportKey, bool) = (state, row, None, true);
-    let stream = futures::stream::unfold(start, move |(state, row, last, first)| async move {
-        let mut first = first;
-        loop {
-            if !first {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            let rid = row.id.clone();
-            match state.store.call(move |c| rules::find(c, &rid)).await {
-                Ok(Some(_)) => {}
-                _ => return None,
-            }
-            let reported = state.stats.get(&row.id);
-            let key = reported.as_ref().map(|r| {
-                (
-                    r.at,
-                    r.stats.bytes_in,
-                    r.stats.bytes_out,
-                    r.stats.connections_total,
-                )
-            });
-            if first || key != last {
-                let view = StatsView::new(
-                    &row,
-                    reported.as_ref().map(|r| (&r.stats, r.at)),
-                    q.per_port,
-                    q.per_target,
-                );
-                let event = Event::default()
-                    .event("stats")
-                    .json_data(&view)
-                    .unwrap_or_default();
-                return Some((Ok(event), (state, row, key, false)));
-            }
-            first = false;
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

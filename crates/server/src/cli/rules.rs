@@ -30,7 +30,8 @@ pub struct RuleRef {
 #[derive(Debug, clap::Subcommand)]
 pub enum RuleCommand {
     /// Show one rule.
-    GetRule {
+    #[command(name = "get-rule")]
+    Get {
         #[command(flatten)]
         rule: RuleRef,
         #[arg(long, value_enum, default_value_t)]
@@ -41,7 +42,8 @@ pub enum RuleCommand {
     /// The caps given replace those of the same kind; the others stay (a
     /// new rate without its burst drops the old burst, which then defaults
     /// to one second of the rate). Names and notes never reach the edge.
-    UpdateRule {
+    #[command(name = "update-rule")]
+    Update {
         #[command(flatten)]
         rule: RuleRef,
         #[command(flatten)]
@@ -66,7 +68,8 @@ pub enum RuleCommand {
     },
     /// Switch a rule off: the edge closes its listeners and drains it like
     /// a removal; the rule, its id, name, caps and counters stay.
-    DisableRule {
+    #[command(name = "disable-rule")]
+    Disable {
         #[command(flatten)]
         rule: RuleRef,
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -76,7 +79,8 @@ pub enum RuleCommand {
     },
     /// Switch a disabled rule on again: bound all or nothing, as on a push
     /// (exit 6 and still disabled when a port is in use).
-    EnableRule {
+    #[command(name = "enable-rule")]
+    Enable {
         #[command(flatten)]
         rule: RuleRef,
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -89,12 +93,12 @@ pub enum RuleCommand {
 impl RuleCommand {
     pub async fn run(self, api: &ApiClient) -> anyhow::Result<()> {
         match self {
-            RuleCommand::GetRule { rule, format } => {
+            RuleCommand::Get { rule, format } => {
                 let v = resolve(api, &rule).await?;
                 print_rule(&v, format);
                 Ok(())
             }
-            RuleCommand::UpdateRule {
+            RuleCommand::Update {
                 rule,
                 caps,
                 clear_caps,
@@ -139,12 +143,12 @@ impl RuleCommand {
                 report(&v, format, "updated");
                 Ok(())
             }
-            RuleCommand::DisableRule {
+            RuleCommand::Disable {
                 rule,
                 ack_timeout,
                 format,
             } => switch(api, &rule, false, ack_timeout, format).await,
-            RuleCommand::EnableRule {
+            RuleCommand::Enable {
                 rule,
                 ack_timeout,
                 format,
