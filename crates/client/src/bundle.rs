@@ -152,13 +152,6 @@ fn config_dirs(env: &impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
     dirs
 }
 
-pub fn find(candidates: Vec<PathBuf>) -> Result<PathBuf, BundleError> {
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(found) => Ok(found.clone()),
-        None => Err(BundleError::NotFound { tried: candidates }),
-    }
-}
-
 pub fn load(path: &Path) -> Result<Credentials, BundleError> {
     let read_err = |source| BundleError::Read {
         path: path.to_path_buf(),

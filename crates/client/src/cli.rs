@@ -41,6 +41,16 @@ pub struct DaemonArgs {
     /// $HOME/.config/portunus/client.bundle.json, then ./client.bundle.json]
     #[arg(long, value_name = "PATH")]
     pub bundle: Option<PathBuf>,
+    /// A one-time enrollment URI, redeemed into the bundle path when no
+    /// bundle exists yet (containers set PORTUNUS_ENROLL_URI). An existing
+    /// bundle wins, so a restart never spends the code again.
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "PORTUNUS_ENROLL_URI",
+        hide_env_values = true
+    )]
+    pub enroll_uri: Option<String>,
     /// Upper bound of the first reconnect delay; it doubles per failed attempt.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub reconnect_initial_delay_ms: u64,

@@ -30,15 +30,18 @@ pub async fn run(args: DaemonArgs) -> ExitCode {
         }
     };
 
-    let path = match args.bundle {
-        Some(path) => path,
-        None => match bundle::find(bundle::search_paths(|k| std::env::var_os(k))) {
-            Ok(path) => path,
-            Err(e) => {
-                tracing::error!(error = %e, "no credential bundle; run `portunus-client enroll <URI>` first");
-                return ExitCode::FAILURE;
-            }
-        },
+    let path = match crate::first_run::bundle_path(
+        args.bundle.clone(),
+        args.enroll_uri.as_deref(),
+        |k| std::env::var_os(k),
+    )
+    .await
+    {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::error!(error = %e, "no credential bundle; run `portunus-client enroll <URI>` first, or set PORTUNUS_ENROLL_URI");
+            return ExitCode::FAILURE;
+        }
     };
     let creds = match bundle::load(&path) {
         Ok(creds) => creds,

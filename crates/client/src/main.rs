@@ -13,6 +13,7 @@ mod control;
 mod daemon;
 mod enroll;
 mod enroll_uri;
+mod first_run;
 mod logging;
 mod pin;
 mod reconcile;

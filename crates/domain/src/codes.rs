@@ -52,6 +52,8 @@ codes! {
     InvalidPriority = "invalid_priority", 400, 2, "A target priority is not in 0-65535.";
     TargetCount = "target_count_invalid", 400, 2, "A rule needs 1-8 targets.";
     InvalidClientName = "invalid_client_name", 400, 2, "A client name is not 1-63 of `[A-Za-z0-9._-]` starting with a letter or digit.";
+    InvalidRuleName = "invalid_rule_name", 400, 2, "A rule name is not 1-63 of `[A-Za-z0-9._-]` starting with a letter or digit.";
+    InvalidRuleNote = "invalid_rule_note", 400, 2, "A rule note is longer than 1024 bytes or holds a control character.";
     InvalidUserId = "invalid_user_id", 400, 2, "A user id does not match `[a-z][a-z0-9_-]{0,31}`, or is reserved.";
     InvalidTtl = "invalid_ttl", 400, 2, "An enrollment TTL is not in 1-86400 seconds.";
     InvalidClientAddress = "invalid_client_address", 400, 2, "A client address is not a bare host name or IP address.";
@@ -113,6 +115,7 @@ codes! {
     Internal = "internal", 500, 1, "An unexpected server failure.";
     // Local command-line failures, never sent over HTTP.
     TokenMissing = "token_missing", 400, 4, "`PORTUNUS_OPERATOR_TOKEN` is not set.";
+    RuleNameAmbiguous = "rule_name_ambiguous", 409, 2, "Rules on several clients have that name; name the client.";
     ApplyIncomplete = "apply_incomplete", 409, 9, "Some changes of `apply` failed; the others were applied.";
     ServerUnreachable = "server_unreachable", 503, 7, "The operator API could not be reached.";
     StoreInUse = "store_in_use", 503, 75, "Another process holds the data dir.";
@@ -123,6 +126,7 @@ impl ErrorCode {
     /// Failures of the command line itself, never sent over HTTP.
     pub const LOCAL: &'static [ErrorCode] = &[
         ErrorCode::TokenMissing,
+        ErrorCode::RuleNameAmbiguous,
         ErrorCode::ApplyIncomplete,
         ErrorCode::ServerUnreachable,
         ErrorCode::StoreInUse,

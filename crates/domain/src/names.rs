@@ -8,23 +8,65 @@ use std::net::IpAddr;
 pub const RESERVED_SUPERADMIN: &str = "_superadmin";
 pub const RESERVED_LEGACY: &str = "_legacy";
 
-/// Client display names: 1..=63 of `[A-Za-z0-9._-]`, starting alphanumeric.
-pub fn validate_client_name(name: &str) -> Result<(), DomainError> {
-    let ok = !name.is_empty()
+/// The most bytes a rule's note may hold.
+pub const RULE_NOTE_MAX: usize = 1024;
+
+/// 1..=63 of `[A-Za-z0-9._-]`, starting alphanumeric: the grammar of client
+/// and rule names, which the command line takes where an id goes.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn name_error(code: ErrorCode, name: &str) -> DomainError {
+    DomainError::field(
+        code,
+        "name",
+        format!("{name:?} must be 1-63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    )
+}
+
+/// Client display names.
+pub fn validate_client_name(name: &str) -> Result<(), DomainError> {
+    if is_name(name) {
         Ok(())
     } else {
-        Err(DomainError::field(
-            ErrorCode::InvalidClientName,
-            "name",
-            format!("{name:?} must be 1-63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"),
-        ))
+        Err(name_error(ErrorCode::InvalidClientName, name))
     }
+}
+
+/// Rule names, unique per client (the store checks that).
+pub fn validate_rule_name(name: &str) -> Result<(), DomainError> {
+    if is_name(name) {
+        Ok(())
+    } else {
+        Err(name_error(ErrorCode::InvalidRuleName, name))
+    }
+}
+
+/// Rule notes are free text for people: any printable text up to
+/// [`RULE_NOTE_MAX`] bytes. Control characters are refused because notes
+/// are printed in table cells and terminals.
+pub fn validate_rule_note(note: &str) -> Result<(), DomainError> {
+    if note.len() > RULE_NOTE_MAX {
+        return Err(DomainError::field(
+            ErrorCode::InvalidRuleNote,
+            "note",
+            format!("{} bytes; at most {RULE_NOTE_MAX}", note.len()),
+        ));
+    }
+    if note.chars().any(char::is_control) {
+        return Err(DomainError::field(
+            ErrorCode::InvalidRuleNote,
+            "note",
+            "must not hold control characters (newlines, tabs, escapes)",
+        ));
+    }
+    Ok(())
 }
 
 /// User ids: `[a-z][a-z0-9_-]{0,31}`. Ids starting with `_` are reserved
@@ -91,6 +133,35 @@ mod tests {
         for bad in ["", "-edge", "edge 01", "edge/1", &"x".repeat(64), "é"] {
             let e = validate_client_name(bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidClientName, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rule_names_and_notes() {
+        for ok in ["web-frontend", "a", "dns.v2_b", &"x".repeat(63)] {
+            assert!(validate_rule_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-web", "web frontend", "web/1", &"x".repeat(64)] {
+            assert_eq!(
+                validate_rule_name(bad).unwrap_err().code,
+                ErrorCode::InvalidRuleName,
+                "{bad}"
+            );
+        }
+        for ok in [
+            "",
+            "owned by team blue, ticket OPS-12",
+            "caf\u{e9} \u{2013} ok",
+            &"n".repeat(1024),
+        ] {
+            assert!(validate_rule_note(ok).is_ok(), "{ok}");
+        }
+        for bad in ["two\nlines", "tab\there", "\u{1b}[31m", &"n".repeat(1025)] {
+            assert_eq!(
+                validate_rule_note(bad).unwrap_err().code,
+                ErrorCode::InvalidRuleNote,
+                "{bad:?}"
+            );
         }
     }
 

@@ -58,6 +58,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/rules", Access::Signed),
     ("GET", "/v1/rules/{id}", Access::Signed),
     ("PUT", "/v1/rules/{id}", Access::Signed),
+    ("PATCH", "/v1/rules/{id}", Access::Signed),
     ("DELETE", "/v1/rules/{id}", Access::Signed),
     ("GET", "/v1/rules/{id}/stats", Access::Signed),
     ("GET", "/v1/rules/{id}/stats/stream", Access::Signed),

@@ -406,23 +406,34 @@ impl Client {
         Self::spawn(cmd, bundle)
     }
 
-    fn spawn(mut cmd: Command, bundle: &Path) -> Client {
-        cmd.arg("--bundle")
-            .arg(bundle)
-            .args([
-                "--stats-report-interval-secs",
-                "1",
-                "--reconnect-initial-delay-ms",
-                "50",
-            ])
-            .args([
-                "--reconnect-max-delay-secs",
-                "1",
-                "--shutdown-drain-timeout-secs",
-                "2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+    /// The daemon from a prepared command (its environment, its HOME)
+    /// without `--bundle`: it finds its bundle, or enrolls one, itself.
+    pub fn start_cmd(cmd: Command, home: &Path) -> Client {
+        Self::spawn_with(cmd, None, &home.join("client.bundle.json"))
+    }
+
+    fn spawn(cmd: Command, bundle: &Path) -> Client {
+        Self::spawn_with(cmd, Some(bundle), bundle)
+    }
+
+    fn spawn_with(mut cmd: Command, flag: Option<&Path>, bundle: &Path) -> Client {
+        if let Some(b) = flag {
+            cmd.arg("--bundle").arg(b);
+        }
+        cmd.args([
+            "--stats-report-interval-secs",
+            "1",
+            "--reconnect-initial-delay-ms",
+            "50",
+        ])
+        .args([
+            "--reconnect-max-delay-secs",
+            "1",
+            "--shutdown-drain-timeout-secs",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn portunus-client");
         let log = Log::default();
         log.follow(child.stderr.take().unwrap());

@@ -309,6 +309,8 @@ mod tests {
             reason: None,
             created_at: 0,
             updated_at: 0,
+            enabled: true,
+            label: Default::default(),
         };
         let cases = [
             (Role::User, "alice", Ok(())),

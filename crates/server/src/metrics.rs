@@ -46,7 +46,7 @@ pub struct ClientStateLabels {
 pub struct FleetClient {
     pub name: String,
     pub connected: bool,
-    pub rules: [(&'static str, i64); 3],
+    pub rules: [(&'static str, i64); 4],
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

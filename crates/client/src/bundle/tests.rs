@@ -1,5 +1,11 @@
 use super::*;
+use crate::first_run::{plan, Start};
 use std::collections::HashMap;
+
+/// The daemon's search without a `--bundle` or an enrollment URI.
+fn find(candidates: Vec<PathBuf>) -> Start {
+    plan(None, candidates, false, |p| p.is_file())
+}
 
 fn sample() -> Bundle {
     Bundle {
@@ -141,22 +147,24 @@ fn search_order_follows_env_then_xdg_then_home_then_cwd() {
 
     // Nothing exists yet (the cwd candidate is relative and the test's cwd
     // is the crate directory, which holds no bundle): every path is listed.
-    let err = find(paths[..3].to_vec()).unwrap_err();
-    let msg = err.to_string();
+    let msg = match find(paths[..3].to_vec()) {
+        Start::Missing(tried) => BundleError::NotFound { tried }.to_string(),
+        other => panic!("{other:?}"),
+    };
     for p in &paths[..3] {
         assert!(msg.contains(&p.display().to_string()), "{msg}");
     }
 
     let home_file = home.join(".config/portunus/client.bundle.json");
     write_atomic(&home_file, &sample()).unwrap();
-    assert_eq!(find(search_paths(&env)).unwrap(), home_file);
+    assert_eq!(find(search_paths(&env)), Start::Use(home_file));
 
     let xdg_file = xdg.join("portunus/client.bundle.json");
     write_atomic(&xdg_file, &sample()).unwrap();
-    assert_eq!(find(search_paths(&env)).unwrap(), xdg_file);
+    assert_eq!(find(search_paths(&env)), Start::Use(xdg_file));
 
     write_atomic(&explicit, &sample()).unwrap();
-    assert_eq!(find(search_paths(&env)).unwrap(), explicit);
+    assert_eq!(find(search_paths(&env)), Start::Use(explicit));
 }
 
 #[test]

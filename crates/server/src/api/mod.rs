@@ -14,6 +14,8 @@ pub mod owner_caps;
 mod push_key;
 #[cfg(test)]
 mod route_table;
+mod rule_patch;
+mod rule_stats;
 pub mod rules;
 mod schemas;
 mod session;
@@ -52,10 +54,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/rules", post(rules::create).get(rules::list))
         .route(
             "/v1/rules/{id}",
-            get(rules::get).put(rules::update).delete(rules::delete),
+            get(rules::get)
+                .put(rules::update)
+                .patch(rule_patch::patch)
+                .delete(rules::delete),
         )
-        .route("/v1/rules/{id}/stats", get(rules::stats))
-        .route("/v1/rules/{id}/stats/stream", get(rules::stats_stream))
+        .route("/v1/rules/{id}/stats", get(rule_stats::stats))
+        .route("/v1/rules/{id}/stats/stream", get(rule_stats::stats_stream))
         .route("/v1/metrics", get(metrics_mirror))
         .route("/v1/overview", get(overview::get))
         .route("/v1/clients/{id}/owners", get(owner_caps::list_owners))
@@ -168,6 +173,7 @@ async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
                 ("pending", c.pending),
                 ("active", c.active),
                 ("failed", c.failed),
+                ("disabled", c.disabled),
             ],
             name: c.name,
         })

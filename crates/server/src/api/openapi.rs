@@ -11,7 +11,7 @@ mod errors;
 mod tests;
 
 use super::{audit, clients, credentials, grants, overview, owner_caps, rules, session};
-use super::{settings, users};
+use super::{rule_patch, rule_stats, settings, users};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use portunus_domain::routes::{Access, ROUTES};
@@ -42,8 +42,8 @@ on writes. See docs/api.md.";
         audit::list,
         clients::enroll, clients::list, clients::get, clients::set_address, clients::delete,
         clients::rename, clients::re_enroll, clients::revoke,
-        rules::create, rules::list, rules::get, rules::update, rules::delete, rules::stats,
-        rules::stats_stream,
+        rules::create, rules::list, rules::get, rules::update, rule_patch::patch, rules::delete, rule_stats::stats,
+        rule_stats::stats_stream,
         super::metrics_mirror, overview::get,
         owner_caps::list_owners, owner_caps::get, owner_caps::put, owner_caps::delete,
         settings::get_advertised_endpoint, settings::put_advertised_endpoint,
@@ -55,7 +55,7 @@ on writes. See docs/api.md.";
         (name = "credentials", description = "API tokens: yours, or anyone's for a superadmin."),
         (name = "grants", description = "What each user may push."),
         (name = "clients", description = "Edge clients and their one-time enrollments (superadmin)."),
-        (name = "rules", description = "Forwarding rules: push, edit caps, remove, stats."),
+        (name = "rules", description = "Forwarding rules: push, edit caps, switch off and on, name, remove, stats."),
         (name = "owner caps", description = "Per-owner rate-limit envelopes on a client (superadmin)."),
         (name = "settings", description = "The advertised endpoint clients dial (superadmin)."),
         (name = "overview", description = "The fleet at a glance, and the Prometheus mirror."),

@@ -32,6 +32,8 @@ pub struct RuleCounts {
     pub active: u64,
     pub pending: u64,
     pub failed: u64,
+    /// Switched off by an operator; not on their clients.
+    pub disabled: u64,
 }
 
 /// Sums of the latest cumulative reports of the visible rules.
@@ -46,6 +48,8 @@ pub struct Traffic {
 #[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TopRule {
     pub rule_id: String,
+    /// The rule's name, when it has one.
+    pub name: Option<String>,
     pub client: String,
     pub owner: String,
     pub protocol: String,
@@ -132,6 +136,10 @@ pub fn summarize(
                     reason: r.reason.clone(),
                 });
             }
+            RuleState::Disabled => {
+                out.rules.disabled += 1;
+                continue;
+            }
         }
         if !connected(&r.client_id) {
             match offline.iter_mut().find(|(id, _, _)| *id == r.client_id) {
@@ -157,6 +165,7 @@ pub fn summarize(
         }
         top.push(TopRule {
             rule_id: r.id.clone(),
+            name: r.label.name.clone(),
             client: r.client_name.clone(),
             owner: r.owner.clone(),
             protocol: r.spec.protocol.as_str().to_string(),

@@ -1,21 +1,21 @@
-//! Rule routes. A push is stored as pending, sent down the client's stream
+//! Rule routes (stats in `rule_stats.rs`, switching off and naming in
+//! `rule_patch.rs`). A push is stored as pending, sent down the client's stream
 //! and answered once the client reports the outcome (or the ack budget runs
 //! out, leaving it pending).
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::push_key;
-use super::views::{RuleView, StatsView};
+use super::views::RuleView;
 use crate::authz;
 use crate::control::registry::Outcome;
 use crate::state::Shared;
 use crate::store::push_keys::{self, Seen};
-use crate::store::rules::{self, RuleRow, RuleState};
+use crate::store::rules::{self, Label, RuleRow, RuleState};
 use crate::store::users::Actor;
 use crate::store::{clients, grants, write_tx};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use portunus_domain::rule::RuleSpec;
 use portunus_domain::{DomainError, ErrorCode};
@@ -25,7 +25,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
 /// The path parameter every rule route takes.
-const RULE_ID: &str = "A rule id";
+pub(super) const RULE_ID: &str = "A rule id";
 
 pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
 const MAX_ACK_TIMEOUT_MS: u64 = 60_000;
@@ -41,7 +41,7 @@ pub struct AckQuery {
 }
 
 impl AckQuery {
-    fn budget(&self) -> Duration {
+    pub(super) fn budget(&self) -> Duration {
         Duration::from_millis(
             self.ack_timeout_ms
                 .unwrap_or(DEFAULT_ACK_TIMEOUT_MS)
@@ -65,11 +65,46 @@ pub struct PushRuleBody {
     /// The client's name or id.
     #[schema(example = "edge-01")]
     pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schemas::rule_name_or_null)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schemas::rule_note_or_null)]
+    pub note: Option<String>,
     #[serde(flatten)]
     pub spec: RuleSpec,
 }
 
-/// Splits `{"client": …, <RuleSpec fields>}`; the spec rejects unknown keys.
+/// Removes an optional string field; null means none.
+fn take_text(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<String>, DomainError> {
+    match obj.remove(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DomainError::field(
+            ErrorCode::InvalidRequest,
+            key,
+            "expected a string or null",
+        )),
+    }
+}
+
+/// A rule's name and note as given, validated; an empty note is none.
+pub fn label_of(name: Option<String>, note: Option<String>) -> Result<Label, DomainError> {
+    if let Some(n) = &name {
+        portunus_domain::names::validate_rule_name(n)?;
+    }
+    let note = note.filter(|n| !n.is_empty());
+    if let Some(n) = &note {
+        portunus_domain::names::validate_rule_note(n)?;
+    }
+    Ok(Label { name, note })
+}
+
+/// Splits `{"client": …, "name", "note", <RuleSpec fields>}`; the spec
+/// rejects unknown keys.
 fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> {
     let obj = body.as_object_mut().ok_or_else(|| {
         DomainError::new(
@@ -87,9 +122,16 @@ fn parse_body(mut body: serde_json::Value) -> Result<PushRuleBody, DomainError> 
             ))
         }
     };
+    let name = take_text(obj, "name")?;
+    let note = take_text(obj, "note")?;
     let spec = serde_path_to_error::deserialize(super::strict::Strict(body))
         .map_err(|e| DomainError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))?;
-    Ok(PushRuleBody { client, spec })
+    Ok(PushRuleBody {
+        client,
+        name,
+        note,
+        spec,
+    })
 }
 
 fn key_reused() -> DomainError {
@@ -138,11 +180,15 @@ pub async fn create(
     let key = push_key::from_headers(&headers)?;
     let PushRuleBody {
         client: client_ref,
+        name,
+        note,
         mut spec,
     } = parse_body(body)?;
     spec.normalize();
     spec.validate(&state.limits())?;
-    let hash = push_key::request_hash(&client_ref, &spec);
+    // A retry must repeat the label too.
+    let hash = push_key::request_hash(&format!("{client_ref}\n{name:?}\n{note:?}"), &spec);
+    let label = label_of(name, note)?;
     let user = actor.clone();
     let given = client_ref.clone();
     let (owner, k, h) = (actor.user_id.clone(), key.clone(), hash.clone());
@@ -203,7 +249,7 @@ pub async fn create(
                         Seen::Mismatch => return Err(key_reused().into()),
                     }
                 }
-                let row = rules::insert(tx, &cid, &actor.user_id, &spec)?;
+                let row = rules::insert(tx, &cid, &actor.user_id, &spec, &label)?;
                 if let Some(k) = &key {
                     push_keys::record(tx, &actor.user_id, k, &hash, &row.id)?;
                 }
@@ -263,7 +309,8 @@ pub struct RateLimitBody {
 ///
 /// The client applies them to new connections without restarting the
 /// rule. An unconnected client gets them with its full rule set when it
-/// reconnects; the answer then says `pending`.
+/// reconnects; the answer then says `pending`. A disabled rule keeps them
+/// for when it is enabled.
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", operation_id = "updateRuleCaps",
     params(("id" = String, Path, description = RULE_ID), AckQuery),
     request_body = RateLimitBody,
@@ -285,6 +332,10 @@ pub async fn update(
         .store
         .call(move |c| write_tx(c, |tx| rules::set_spec(tx, &rid, &new_spec)))
         .await?;
+    if !row.enabled {
+        // Kept for when it is switched on; a push now would start it.
+        return Ok(Json(RuleRow { spec, ..row }.into()));
+    }
     let mut row = RuleRow {
         spec,
         state: RuleState::Pending,
@@ -313,7 +364,7 @@ pub async fn update(
     Ok(Json(row.into()))
 }
 
-async fn delete_row(state: &Shared, id: &str) {
+pub(super) async fn delete_row(state: &Shared, id: &str) {
     let rid = id.to_string();
     if let Err(e) = state
         .store
@@ -335,7 +386,7 @@ pub async fn retract(state: &Shared, removed: &[RuleRow]) {
     }
 }
 
-async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
+pub(super) async fn send_remove(state: &Shared, client_id: &str, rule_id: &str) -> bool {
     let msg = pb::ServerMessage {
         kind: Some(server_message::Kind::Remove(pb::RemoveRule {
             rule_id: rule_id.to_string(),
@@ -352,6 +403,8 @@ pub struct ListQuery {
     client: Option<String>,
     /// Only the rules of this owner; a user sees only their own anyway.
     owner: Option<String>,
+    /// Only the rules of this name (at most one per client).
+    name: Option<String>,
 }
 
 /// List rules: every rule for a superadmin, a user's own otherwise.
@@ -364,7 +417,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<RuleView>>> {
     let owner = authz::visible_owner(&actor, q.owner.as_deref()).map(str::to_string);
-    let client = q.client;
+    let (client, name) = (q.client, q.name);
     let superadmin = authz::require_superadmin(&actor).is_ok();
     let rows = state
         .store
@@ -379,13 +432,13 @@ pub async fn list(
                 },
                 None => None,
             };
-            rules::list(c, client_id.as_deref(), owner.as_deref())
+            rules::list_named(c, client_id.as_deref(), owner.as_deref(), name.as_deref())
         })
         .await?;
     Ok(Json(rows.into_iter().map(RuleView::from).collect()))
 }
 
-async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
+pub(super) async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
     let row = state.store.call(move |c| rules::get(c, &id)).await?;
     authz::may_touch_rule(actor, &row)?;
     Ok(row)
@@ -443,95 +496,4 @@ pub async fn delete(
         removed: true,
         client_acknowledged: drained,
     }))
-}
-
-#[derive(Deserialize, Default, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StatsQuery {
-    /// Add per-port counters (range rules).
-    #[serde(default)]
-    per_port: bool,
-    /// Add per-target counters and health (multi-target rules).
-    #[serde(default)]
-    per_target: bool,
-}
-
-/// A rule's counters from its client's latest report.
-#[utoipa::path(get, path = "/v1/rules/{id}/stats", tag = "rules", operation_id = "getRuleStats",
-    params(("id" = String, Path, description = RULE_ID), StatsQuery),
-    responses((status = 200, description = "The counters.", body = StatsView)))]
-pub async fn stats(
-    State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StatsQuery>,
-) -> ApiResult<Json<StatsView>> {
-    let row = load_visible(&state, &actor, id).await?;
-    let reported = state.stats.get(&row.id);
-    let view = StatsView::new(
-        &row,
-        reported.as_ref().map(|r| (&r.stats, r.at)),
-        q.per_port,
-        q.per_target,
-    );
-    Ok(Json(view))
-}
-
-/// What a stats event is sent for: a new report or changed counters.
-type ReportKey = Option<(i64, u64, u64, u64)>;
-
-/// A rule's counters as server-sent events.
-///
-/// One `stats` event now and one per changed report, each carrying a
-/// `StatsView` as its data; the stream ends when the rule is removed.
-#[utoipa::path(get, path = "/v1/rules/{id}/stats/stream", tag = "rules", operation_id = "streamRuleStats",
-    params(("id" = String, Path, description = RULE_ID), StatsQuery),
-    responses((status = 200, description = "`event: stats` events whose data is a `StatsView`.",
-        content_type = "text/event-stream", body = StatsView)))]
-pub async fn stats_stream(
-    State(state): State<Shared>,
-    Extension(actor): Extension<Actor>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StatsQuery>,
-) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>> {
-    let row = load_visible(&state, &actor, id).await?;
-    let start: (Shared, RuleRow, ReportKey, bool) = (state, row, None, true);
-    let stream = futures::stream::unfold(start, move |(state, row, last, first)| async move {
-        let mut first = first;
-        loop {
-            if !first {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            let rid = row.id.clone();
-            match state.store.call(move |c| rules::find(c, &rid)).await {
-                Ok(Some(_)) => {}
-                _ => return None,
-            }
-            let reported = state.stats.get(&row.id);
-            let key = reported.as_ref().map(|r| {
-                (
-                    r.at,
-                    r.stats.bytes_in,
-                    r.stats.bytes_out,
-                    r.stats.connections_total,
-                )
-            });
-            if first || key != last {
-                let view = StatsView::new(
-                    &row,
-                    reported.as_ref().map(|r| (&r.stats, r.at)),
-                    q.per_port,
-                    q.per_target,
-                );
-                let event = Event::default()
-                    .event("stats")
-                    .json_data(&view)
-                    .unwrap_or_default();
-                return Some((Ok(event), (state, row, key, false)));
-            }
-            first = false;
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -103,3 +103,25 @@ pub fn password_or_null() -> RefOr<Schema> {
         "At least 12 characters, not only whitespace, at most 1024 bytes; null or absent to generate a temporary one.",
     )
 }
+
+/// `names::validate_rule_name`; null for none.
+pub fn rule_name_or_null() -> RefOr<Schema> {
+    string(
+        true,
+        "1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit, unique on the client; null for none.",
+    )
+    .pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"))
+    .into()
+}
+
+/// `names::validate_rule_note`, but for its byte limit, which a schema
+/// cannot count; empty or null for none.
+pub fn rule_note_or_null() -> RefOr<Schema> {
+    string(
+        true,
+        "Free text without control characters, at most 1024 bytes; empty or null for none.",
+    )
+    .max_length(Some(portunus_domain::names::RULE_NOTE_MAX))
+    .pattern(Some(format!("^{NOT_CONTROL}*$")))
+    .into()
+}

@@ -60,6 +60,14 @@ pub struct RuleView {
     pub client_id: String,
     /// The user who pushed it.
     pub owner: String,
+    /// Unique on its client; the command line takes it where a rule id goes.
+    #[schema(example = "web-frontend")]
+    pub name: Option<String>,
+    /// Free text for operators.
+    pub note: Option<String>,
+    /// False while an operator has switched the rule off: it is then not
+    /// on its client, and its `state` is `disabled`.
+    pub enabled: bool,
     pub state: RuleState,
     /// Why the edge could not activate it, when `state` is `failed`.
     pub reason: Option<String>,
@@ -78,6 +86,9 @@ impl From<RuleRow> for RuleView {
             client: r.client_name,
             client_id: r.client_id,
             owner: r.owner,
+            name: r.label.name,
+            note: r.label.note,
+            enabled: r.enabled,
             state: r.state,
             reason: r.reason,
             spec: r.spec,
@@ -93,6 +104,8 @@ impl From<RuleRow> for RuleView {
 #[derive(Debug, Serialize, Default, ToSchema)]
 pub struct StatsView {
     pub rule_id: String,
+    /// The rule's name, when it has one.
+    pub name: Option<String>,
     pub client: String,
     #[schema(format = DateTime)]
     pub reported_at: Option<String>,
@@ -149,6 +162,7 @@ impl StatsView {
     ) -> StatsView {
         let mut v = StatsView {
             rule_id: rule.id.clone(),
+            name: rule.label.name.clone(),
             client: rule.client_name.clone(),
             ..Default::default()
         };

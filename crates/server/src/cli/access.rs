@@ -51,6 +51,24 @@ pub enum AccessCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Change a user's display name or role, or disable or enable it.
+    ///
+    /// Disabling ends the user's Web sessions and refuses its tokens; the
+    /// last active superadmin cannot be demoted or disabled.
+    UserUpdate {
+        id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// `admin` makes a superadmin.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Remove a user with its grants, credentials, sessions and rules.
     UserRemove { id: String },
     /// Local password recovery against the data dir
@@ -213,6 +231,21 @@ impl AccessCommand {
             } => users::user_add(&api()?, &id, &display_name, role).await,
             C::UserList { format } => users::user_list(&api()?, format).await,
             C::UserGet { id, format } => users::user_get(&api()?, &id, format).await,
+            C::UserUpdate {
+                id,
+                display_name,
+                role,
+                disable,
+                enable,
+                format,
+            } => {
+                let change = users::UserChange {
+                    display_name,
+                    role,
+                    disabled: (disable || enable).then_some(disable),
+                };
+                users::user_update(&api()?, &id, &change, format).await
+            }
             C::UserRemove { id } => users::user_remove(&api()?, &id).await,
             C::CredentialIssue { user_id, label } => {
                 users::credential_issue(&api()?, &user_id, &label).await

@@ -2,6 +2,7 @@
 //! running server's HTTP API; store-maintenance commands open the data dir.
 
 mod access;
+mod clients;
 pub mod fleet;
 mod http;
 mod maintenance_auth;
@@ -10,6 +11,7 @@ mod operator;
 pub mod output;
 mod owner_cap;
 pub mod push;
+mod rules;
 mod users;
 
 use crate::serve::ServeArgs;
@@ -69,7 +71,8 @@ pub enum Command {
     PushRule(push::PushArgs),
     /// Drain and remove a rule.
     RemoveRule {
-        rule_id: String,
+        #[command(flatten)]
+        rule: rules::RuleRef,
         #[arg(long, default_value = "2s", value_parser = push::parse_duration)]
         ack_timeout: std::time::Duration,
     },
@@ -84,7 +87,8 @@ pub enum Command {
     },
     /// Aggregate per-rule counters.
     RuleStats {
-        rule_id: String,
+        #[command(flatten)]
+        rule: rules::RuleRef,
         /// Per-port detail (range rules).
         #[arg(long)]
         per_port: bool,
@@ -102,6 +106,12 @@ pub enum Command {
     Diff(fleet::DiffArgs),
     /// Converge the server to a fleet file.
     Apply(fleet::ApplyArgs),
+    // get-client, re-enroll, rename-client, delete-client, set-client-address.
+    #[command(flatten)]
+    Clients(clients::ClientCommand),
+    // get-rule, update-rule, disable-rule, enable-rule.
+    #[command(flatten)]
+    Rules(rules::RuleCommand),
     /// Per-owner rate-limit envelopes on a client.
     OwnerCap {
         #[command(subcommand)]
@@ -166,21 +176,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { client } => operator::revoke(&api()?, &client).await,
         Command::ListClients { format } => operator::list_clients(&api()?, format).await,
         Command::PushRule(args) => operator::push_rule(&api()?, &args).await,
-        Command::RemoveRule {
-            rule_id,
-            ack_timeout,
-        } => operator::remove_rule(&api()?, &rule_id, ack_timeout).await,
+        Command::RemoveRule { rule, ack_timeout } => {
+            operator::remove_rule(&api()?, &rule, ack_timeout).await
+        }
         Command::ListRules {
             client,
             owner,
             format,
         } => operator::list_rules(&api()?, client.as_deref(), owner.as_deref(), format).await,
         Command::RuleStats {
-            rule_id,
+            rule,
             per_port,
             per_target,
             format,
-        } => operator::rule_stats(&api()?, &rule_id, per_port, per_target, format).await,
+        } => operator::rule_stats(&api()?, &rule, per_port, per_target, format).await,
+        Command::Clients(command) => command.run(&api()?).await,
+        Command::Rules(command) => command.run(&api()?).await,
         Command::Export(args) => fleet::export(&api()?, &args).await,
         Command::Diff(args) => fleet::diff(&api()?, &args).await,
         Command::Apply(args) => fleet::apply(&api()?, &args).await,

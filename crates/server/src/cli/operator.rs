@@ -3,6 +3,7 @@
 use super::http::ApiClient;
 use super::output::{items, print_json, print_listing, table, Format};
 use super::push::{build_spec, PushArgs};
+use super::rules::{display_name, resolve, RuleRef};
 use crate::datadir::{self, DirLock};
 use portunus_domain::{DomainError, ErrorCode};
 use reqwest::Method;
@@ -119,6 +120,8 @@ const PUSH_PATIENCE: Duration = Duration::from_secs(15);
 pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     let body = crate::api::rules::PushRuleBody {
         client: args.client.clone(),
+        name: args.name.clone(),
+        note: args.note.clone(),
         spec: build_spec(args)?,
     };
     let body = serde_json::to_value(&body)
@@ -145,13 +148,18 @@ pub async fn push_rule(api: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn remove_rule(api: &ApiClient, id: &str, ack: Duration) -> anyhow::Result<()> {
-    let path = format!("/v1/rules/{}?ack_timeout_ms={}", seg(id), ack.as_millis());
+pub async fn remove_rule(api: &ApiClient, rule: &RuleRef, ack: Duration) -> anyhow::Result<()> {
+    let found = resolve(api, rule).await?;
+    let path = format!(
+        "/v1/rules/{}?ack_timeout_ms={}",
+        seg(&s(&found, "rule_id")),
+        ack.as_millis()
+    );
     let v: Value = api.call(Method::DELETE, &path, None).await?;
     if v["client_acknowledged"] != json!(true) {
         eprintln!("note: the client was not reachable; it drops the rule when it reconnects");
     }
-    eprintln!("removed rule {id}");
+    eprintln!("removed rule {}", display_name(&found));
     Ok(())
 }
 
@@ -162,7 +170,7 @@ fn listen_of(r: &Value) -> String {
     }
 }
 
-fn targets_of(r: &Value) -> String {
+pub(super) fn targets_of(r: &Value) -> String {
     r["targets"]
         .as_array()
         .map(|ts| {
@@ -205,7 +213,7 @@ pub async fn list_rules(
         format,
         items(&v),
         &[
-            "ID", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE",
+            "ID", "NAME", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE", "NOTE",
         ],
         |r| {
             let state = match r["reason"].as_str() {
@@ -214,12 +222,14 @@ pub async fn list_rules(
             };
             vec![
                 s(r, "rule_id"),
+                s(r, "name"),
                 s(r, "client"),
                 s(r, "owner"),
                 s(r, "protocol"),
                 listen_of(r),
                 targets_of(r),
                 state,
+                s(r, "note"),
             ]
         },
     );
@@ -228,14 +238,15 @@ pub async fn list_rules(
 
 pub async fn rule_stats(
     api: &ApiClient,
-    id: &str,
+    rule: &RuleRef,
     per_port: bool,
     per_target: bool,
     format: Format,
 ) -> anyhow::Result<()> {
+    let found = resolve(api, rule).await?;
     let path = format!(
         "/v1/rules/{}/stats?per_port={per_port}&per_target={per_target}",
-        seg(id)
+        seg(&s(&found, "rule_id"))
     );
     let v: Value = api.call(Method::GET, &path, None).await?;
     if format == Format::Json {
@@ -244,6 +255,7 @@ pub async fn rule_stats(
     }
     let keys = [
         "rule_id",
+        "name",
         "client",
         "reported_at",
         "bytes_in",

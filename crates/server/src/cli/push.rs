@@ -33,6 +33,13 @@ pub struct PushArgs {
     pub health_check_interval_secs: Option<u32>,
     #[command(flatten)]
     pub caps: CapArgs,
+    /// A name for the rule, unique on its client; commands take it where
+    /// they take a rule id. It never reaches the edge.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A free note for operators (one line). It never reaches the edge.
+    #[arg(long)]
+    pub note: Option<String>,
     /// How long to wait for the client's activation outcome (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub ack_timeout: Duration,

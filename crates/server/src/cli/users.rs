@@ -77,6 +77,60 @@ pub async fn user_get(api: &ApiClient, id: &str, format: Format) -> anyhow::Resu
     Ok(())
 }
 
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub role: Option<RoleArg>,
+    pub disabled: Option<bool>,
+}
+
+pub async fn user_update(
+    api: &ApiClient,
+    id: &str,
+    change: &UserChange,
+    format: Format,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::Map::new();
+    if let Some(n) = &change.display_name {
+        body.insert("display_name".into(), json!(n));
+    }
+    if let Some(r) = change.role {
+        body.insert("role".into(), json!(r.wire()));
+    }
+    if let Some(d) = change.disabled {
+        body.insert("disabled".into(), json!(d));
+    }
+    if body.is_empty() {
+        return Err(portunus_domain::DomainError::new(
+            portunus_domain::ErrorCode::InvalidRequest,
+            "nothing to change: give --display-name, --role, --disable or --enable",
+        )
+        .into());
+    }
+    let v: Value = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/users/{}", seg(id)),
+            Some(Value::Object(body)),
+        )
+        .await?;
+    if format == Format::Json {
+        print_json(&v);
+    } else {
+        let status = if v["disabled"] == json!(true) {
+            "disabled"
+        } else {
+            "active"
+        };
+        eprintln!(
+            "updated user {}: {} ({}, {status})",
+            s(&v, "user_id"),
+            s(&v, "display_name"),
+            s(&v, "role")
+        );
+    }
+    Ok(())
+}
+
 pub async fn user_remove(api: &ApiClient, id: &str) -> anyhow::Result<()> {
     let v: Value = api
         .call(Method::DELETE, &format!("/v1/users/{}", seg(id)), None)

@@ -289,12 +289,7 @@ impl Control for ControlService {
         let (desired, envelopes) = self
             .state
             .store
-            .call(move |c| {
-                Ok((
-                    rules::list(c, Some(&cid), None)?,
-                    owner_caps::list(c, &cid)?,
-                ))
-            })
+            .call(move |c| Ok((rules::list_enabled(c, &cid)?, owner_caps::list(c, &cid)?)))
             .await
             .map_err(internal)?;
 

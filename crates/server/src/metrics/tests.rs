@@ -124,7 +124,12 @@ fn fleet_series_follow_the_latest_scrape() {
     let client = |name: &str, connected, failed| FleetClient {
         name: name.into(),
         connected,
-        rules: [("pending", 0), ("active", 2), ("failed", failed)],
+        rules: [
+            ("pending", 0),
+            ("active", 2),
+            ("failed", failed),
+            ("disabled", 0),
+        ],
     };
     m.encode_with_fleet(&[client("edge-a", true, 0), client("edge-b", false, 1)]);
     let text = m.encode_with_fleet(&[client("edge-b", false, 1)]);
@@ -185,7 +190,12 @@ fn populated() -> Metrics {
     m.encode_with_fleet(&[FleetClient {
         name: "edge".into(),
         connected: true,
-        rules: [("pending", 0), ("active", 1), ("failed", 0)],
+        rules: [
+            ("pending", 0),
+            ("active", 1),
+            ("failed", 0),
+            ("disabled", 0),
+        ],
     }]);
     m
 }

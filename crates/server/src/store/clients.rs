@@ -67,14 +67,16 @@ pub struct RuleCounts {
     pub pending: i64,
     pub active: i64,
     pub failed: i64,
+    pub disabled: i64,
 }
 
 pub fn rule_counts(conn: &Connection) -> StoreResult<Vec<RuleCounts>> {
     let mut stmt = conn.prepare(
         "SELECT c.id, c.name,
-                COALESCE(SUM(r.state = 'pending'), 0),
-                COALESCE(SUM(r.state = 'active'), 0),
-                COALESCE(SUM(r.state = 'failed'), 0)
+                COALESCE(SUM(r.enabled = 1 AND r.state = 'pending'), 0),
+                COALESCE(SUM(r.enabled = 1 AND r.state = 'active'), 0),
+                COALESCE(SUM(r.enabled = 1 AND r.state = 'failed'), 0),
+                COALESCE(SUM(r.enabled = 0), 0)
          FROM clients c LEFT JOIN rules r ON r.client_id = c.id
          WHERE c.enrolled_at IS NOT NULL AND c.revoked_at IS NULL
          GROUP BY c.id ORDER BY c.name",
@@ -87,6 +89,7 @@ pub fn rule_counts(conn: &Connection) -> StoreResult<Vec<RuleCounts>> {
                 pending: r.get(2)?,
                 active: r.get(3)?,
                 failed: r.get(4)?,
+                disabled: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;

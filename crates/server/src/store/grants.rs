@@ -164,10 +164,22 @@ mod tests {
                 assert_eq!(wide.client_id, None);
                 assert_eq!(wide.protocols, vec![Protocol::Tcp, Protocol::Udp]);
                 let only_narrow = write_tx(c, |tx| {
-                    rules::insert(tx, &edge.id, "alice", &spec(8000, Protocol::Tcp))
+                    rules::insert(
+                        tx,
+                        &edge.id,
+                        "alice",
+                        &spec(8000, Protocol::Tcp),
+                        &Default::default(),
+                    )
                 })?;
                 let both = write_tx(c, |tx| {
-                    rules::insert(tx, &edge.id, "alice", &spec(8006, Protocol::Tcp))
+                    rules::insert(
+                        tx,
+                        &edge.id,
+                        "alice",
+                        &spec(8006, Protocol::Tcp),
+                        &Default::default(),
+                    )
                 })?;
                 let (g, removed) = write_tx(c, |tx| revoke(tx, &narrow.id))?;
                 assert_eq!(g.id, narrow.id);

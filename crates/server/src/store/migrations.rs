@@ -134,12 +134,28 @@ CREATE TABLE push_keys (
 CREATE INDEX push_keys_rule ON push_keys(rule_id);
 "#;
 
+/// Rules an operator can switch off without deleting them, and name and
+/// annotate. A name is unique on its client; rules without one are many.
+const V6: &str = r#"
+ALTER TABLE rules ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1));
+ALTER TABLE rules ADD COLUMN name TEXT;
+ALTER TABLE rules ADD COLUMN note TEXT;
+CREATE UNIQUE INDEX rules_client_name ON rules(client_id, name) WHERE name IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()

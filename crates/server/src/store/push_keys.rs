@@ -72,7 +72,7 @@ mod tests {
                 assert!(matches!(lookup(c, owner, "k1", "h1")?, Seen::New));
                 let spec = RuleSpec::single(Protocol::Tcp, 8080, "127.0.0.1", 9);
                 let rule = write_tx(c, |tx| {
-                    let rule = rules::insert(tx, &client.id, owner, &spec)?;
+                    let rule = rules::insert(tx, &client.id, owner, &spec, &Default::default())?;
                     record(tx, owner, "k1", "h1", &rule.id)?;
                     Ok(rule)
                 })?;

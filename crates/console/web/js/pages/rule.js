@@ -91,6 +91,8 @@ export function Rule({ id }) {
     <div class="panel"><dl class="facts">
       <dt>State</dt><dd id="rule-state"><${RuleState} rule=${r} /><${RuleBadges} rule=${r} /></dd>
       <dt>Rule id</dt><dd class="mono small">${r.rule_id}</dd>
+      ${r.name && html`<dt>Name</dt><dd id="rule-name">${r.name}</dd>`}
+      ${r.note && html`<dt>Note</dt><dd id="rule-note">${r.note}</dd>`}
       <dt>Client</dt><dd>${r.client}</dd>
       <dt>Owner</dt><dd>${r.owner}</dd>
       <dt>Listen</dt><dd class="mono">${ruleListen(r)}${r.sni_pattern ? ` (SNI ${r.sni_pattern})` : ''}</dd>
@@ -103,6 +105,13 @@ export function Rule({ id }) {
     <${Traffic} rule=${r} />
     <${Caps} rule=${r} path=${path} onSaved=${rule.reload} />
     <div class="actions">
+      ${r.enabled
+        ? html`<${ConfirmButton} label="Disable rule" title="Disable this rule?"
+            message=${`The edge closes the listener on ${ruleListen(r)}; open connections drain. The rule, its caps and its stats stay, and enabling it binds the port again.`}
+            confirmLabel="Disable rule" onConfirm=${async () => { await api.patch(path, { enabled: false }); rule.reload(); }} />`
+        : html`<${ConfirmButton} label="Enable rule" title="Enable this rule?" danger=${false}
+            message=${`The edge binds ${ruleListen(r)} again, all ports or none.`}
+            confirmLabel="Enable rule" onConfirm=${async () => { await api.patch(path, { enabled: true }); rule.reload(); }} />`}
       <${ConfirmButton} label="Remove rule" title="Remove this rule?"
         message=${`The edge closes the listener on ${ruleListen(r)} at once; open connections drain before the rule is gone. The rule and its stats are deleted.`}
         confirmLabel="Remove rule" onConfirm=${async () => { await api.del(path); go('rules'); }} />

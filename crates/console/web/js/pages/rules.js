@@ -31,7 +31,7 @@ export function Rules({ me }) {
     if (FILTERS.some((k) => flt[k] && r[k] !== flt[k])) return false;
     const q = flt.q.trim().toLowerCase();
     if (!q) return true;
-    const hay = [ruleListen(r), r.sni_pattern, r.rule_id, ...r.targets.map((t) => `${t.host}:${t.port}`)];
+    const hay = [ruleListen(r), r.sni_pattern, r.rule_id, r.name, r.note, ...r.targets.map((t) => `${t.host}:${t.port}`)];
     return hay.some((h) => h && String(h).toLowerCase().includes(q));
   };
   const options = (rows, k) => [['', 'any'], ...[...new Set(rows.map((r) => r[k]))].sort().map((v) => [v, v])];
@@ -50,7 +50,7 @@ export function Rules({ me }) {
         <tbody>
           ${rows.length === 0 && html`<tr><td colspan="6" class="muted">No rules yet.</td></tr>`}
           ${rows.filter(matches).map((r) => html`<tr data-rule=${r.rule_id}>
-            <td><a href=${'#/rules/' + api.seg(r.rule_id)} class="mono">${ruleListen(r)}</a>${r.sni_pattern && html` <span class="small">SNI ${r.sni_pattern}</span>`}</td>
+            <td><a href=${'#/rules/' + api.seg(r.rule_id)} class="mono">${ruleListen(r)}</a>${r.sni_pattern && html` <span class="small">SNI ${r.sni_pattern}</span>`}${r.name && html` <span class="small">${r.name}</span>`}</td>
             <td>${r.protocol}</td><td>${r.client}</td>
             <td class="mono small">${r.targets.map((t) => `${t.host}:${t.port}`).join(', ')}<${RuleBadges} rule=${r} /></td>
             <td><${RuleState} rule=${r} /></td><td class="hide-sm">${r.owner}</td>

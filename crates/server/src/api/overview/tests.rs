@@ -12,6 +12,8 @@ fn rule(id: &str, client: &str, owner: &str, state: RuleState) -> RuleRow {
         reason: (state == RuleState::Failed).then(|| "port_in_use".into()),
         created_at: 0,
         updated_at: 0,
+        enabled: state != RuleState::Disabled,
+        label: Default::default(),
     }
 }
 
@@ -51,6 +53,7 @@ fn counts_traffic_top_rules_and_alerts() {
         rule("r2", "edge-01", "bob", RuleState::Failed),
         rule("r3", "edge-02", "alice", RuleState::Active),
         rule("r4", "edge-02", "alice", RuleState::Pending),
+        rule("r5", "edge-02", "alice", RuleState::Disabled),
     ];
     let clients = [
         client("edge-01", false),
@@ -65,6 +68,8 @@ fn counts_traffic_top_rules_and_alerts() {
             "r1" => Some(stats(10, &[])),
             "r3" => Some(stats(100, &["10.0.0.9", "10.0.0.9"])),
             "r4" => Some(stats(0, &[])),
+            // A switched-off rule's last report is history, not traffic.
+            "r5" => Some(stats(1000, &["10.0.0.7"])),
             _ => None,
         },
     );
@@ -80,10 +85,11 @@ fn counts_traffic_top_rules_and_alerts() {
     assert_eq!(
         o.rules,
         RuleCounts {
-            total: 4,
+            total: 5,
             active: 2,
             pending: 1,
-            failed: 1
+            failed: 1,
+            disabled: 1
         }
     );
     assert_eq!(
