@@ -7,6 +7,7 @@
 use crate::codes::ErrorCode;
 use crate::error::DomainError;
 use crate::names::is_dns_name;
+use crate::source_filter::{normalize_list, SourceFilter};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -242,6 +243,15 @@ pub struct RuleSpec {
     pub health_check_interval_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Sources served, as CIDR blocks (IPv4 or IPv6; a bare address is one
+    /// host). When non-empty, every other source is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64, example = json!(["10.0.0.0/8", "2001:db8::/32"])))]
+    pub allow_sources: Vec<String>,
+    /// Sources refused, as CIDR blocks; a source in both lists is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64, example = json!(["192.0.2.0/24"])))]
+    pub deny_sources: Vec<String>,
 }
 
 /// Limits that come from server configuration.
@@ -316,7 +326,14 @@ impl RuleSpec {
             prefer_ipv6: false,
             health_check_interval_secs: None,
             rate_limit: None,
+            allow_sources: Vec::new(),
+            deny_sources: Vec::new(),
         }
+    }
+
+    /// The parsed source filter; a validated spec always has one.
+    pub fn source_filter(&self) -> Result<SourceFilter, DomainError> {
+        SourceFilter::parse(&self.allow_sources, &self.deny_sources)
     }
 
     pub fn listen_start(&self) -> u16 {
@@ -354,6 +371,8 @@ impl RuleSpec {
         for t in &mut self.targets {
             t.host = t.host.to_ascii_lowercase();
         }
+        normalize_list(&mut self.allow_sources);
+        normalize_list(&mut self.deny_sources);
     }
 
     /// Checks every field; the first failure names its field.
@@ -441,6 +460,7 @@ impl RuleSpec {
         if let Some(rl) = &self.rate_limit {
             rl.validate()?;
         }
+        self.source_filter()?;
         Ok(())
     }
 

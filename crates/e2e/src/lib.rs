@@ -406,7 +406,17 @@ impl Client {
         Self::spawn(cmd, bundle)
     }
 
-    fn spawn(mut cmd: Command, bundle: &Path) -> Client {
+    /// A client that lets removed rules drain for `secs` (the default here
+    /// is 2 s, which keeps shutdowns short).
+    pub fn start_with_drain(bundle: &Path, secs: u64) -> Client {
+        Self::spawn_draining(client_cmd(bundle.parent().unwrap()), bundle, secs)
+    }
+
+    fn spawn(cmd: Command, bundle: &Path) -> Client {
+        Self::spawn_draining(cmd, bundle, 2)
+    }
+
+    fn spawn_draining(mut cmd: Command, bundle: &Path, drain_secs: u64) -> Client {
         cmd.arg("--bundle")
             .arg(bundle)
             .args([
@@ -419,7 +429,7 @@ impl Client {
                 "--reconnect-max-delay-secs",
                 "1",
                 "--shutdown-drain-timeout-secs",
-                "2",
+                &drain_secs.to_string(),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

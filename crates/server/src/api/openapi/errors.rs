@@ -155,6 +155,7 @@ pub const ROUTE_CODES: &[(&str, &str, &[ErrorCode])] = &[
             RateLimitCapZero,
             RateLimitBurstOutOfRange,
             RateLimitBurstWithoutRate,
+            SourceFilterInvalid,
             ClientNotGranted,
             PortOutsideGrant,
             ProtocolNotGranted,
