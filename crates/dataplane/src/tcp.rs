@@ -70,7 +70,7 @@ pub(crate) fn start(
     let mut tasks = match sni {
         Some(_) => Vec::new(),
         None => {
-            let listeners = listener::bind_tcp(start..=spec.listen_end())?;
+            let listeners = listener::bind_tcp(start..=spec.listen_end(), spec.listen_ip())?;
             listeners
                 .into_iter()
                 .zip(0u16..)

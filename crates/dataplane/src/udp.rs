@@ -83,7 +83,7 @@ pub(crate) fn start(
     registry: DrainingPorts,
 ) -> Result<UdpDrain, ActivationError> {
     let start = spec.listen_start();
-    let bound = listener::bind_udp(start..=spec.listen_end())?;
+    let bound = listener::bind_udp(start..=spec.listen_end(), spec.listen_ip())?;
     let sockets = bound
         .into_iter()
         .zip(start..=spec.listen_end())

@@ -252,6 +252,11 @@ pub struct RuleSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(max_items = 64, example = json!(["192.0.2.0/24"])))]
     pub deny_sources: Vec<String>,
+    /// The one local address the rule listens on (IPv4 or IPv6, without
+    /// brackets). Absent, it listens on every address of both families.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "203.0.113.7"))]
+    pub listen_address: Option<String>,
 }
 
 /// Limits that come from server configuration.
@@ -328,7 +333,13 @@ impl RuleSpec {
             rate_limit: None,
             allow_sources: Vec::new(),
             deny_sources: Vec::new(),
+            listen_address: None,
         }
+    }
+
+    /// The listen address, when one is set and valid.
+    pub fn listen_ip(&self) -> Option<IpAddr> {
+        self.listen_address.as_deref()?.parse().ok()
     }
 
     /// The parsed source filter; a validated spec always has one.
@@ -373,6 +384,12 @@ impl RuleSpec {
         }
         normalize_list(&mut self.allow_sources);
         normalize_list(&mut self.deny_sources);
+        if let Some(a) = &mut self.listen_address {
+            let bare = a.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = bare.parse::<IpAddr>() {
+                *a = ip.to_string();
+            }
+        }
     }
 
     /// Checks every field; the first failure names its field.
@@ -461,6 +478,23 @@ impl RuleSpec {
             rl.validate()?;
         }
         self.source_filter()?;
+        if let Some(address) = &self.listen_address {
+            let problem = if address.parse::<IpAddr>().is_err() {
+                format!("{address:?} is not an IPv4 or IPv6 address")
+            } else if self.sni_pattern.is_some() {
+                "an SNI port listens on every address; drop the listen address or the pattern"
+                    .to_string()
+            } else {
+                String::new()
+            };
+            if !problem.is_empty() {
+                return Err(DomainError::field(
+                    ErrorCode::ListenAddressInvalid,
+                    "listen_address",
+                    problem,
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -171,3 +171,109 @@ fn a_removed_udp_rule_keeps_its_flows_answering_while_it_drains() {
         Some(&b"taken over"[..])
     );
 }
+
+/// A TCP echo backend on `[::1]:0`.
+fn echo_server_v6() -> SocketAddr {
+    let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { break };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn v6(port: u16) -> SocketAddr {
+    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+}
+
+#[test]
+fn a_rule_answers_on_both_families_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client) = fleet(dir.path());
+    let (_, port) = server.push_on_free_port("edge-01", &[&echo_server().to_string()]);
+    assert!(echo_ok(local(port)), "TCP over 127.0.0.1");
+    assert!(echo_ok(v6(port)), "TCP over ::1");
+    let udp_backend = udp_echo_server().to_string();
+    let (_, port) = server.push_on_free_port("edge-01", &[&udp_backend, "--protocol", "udp"]);
+    let four = udp_from("127.0.0.1");
+    assert_eq!(
+        udp_ask(&four, local(port), b"v4", ASK).as_deref(),
+        Some(&b"v4"[..])
+    );
+    let six = UdpSocket::bind("[::1]:0").unwrap();
+    assert_eq!(
+        udp_ask(&six, v6(port), b"v6", ASK).as_deref(),
+        Some(&b"v6"[..])
+    );
+}
+
+#[test]
+fn a_listen_address_narrows_the_rule_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client) = fleet(dir.path());
+    let backend = echo_server().to_string();
+    let (id, port) = server.push_on_free_port("edge-01", &[&backend, "--listen-address", "::1"]);
+    assert!(echo_ok(v6(port)), "TCP over ::1");
+    assert!(TcpStream::connect_timeout(&local(port), ASK).is_err());
+    let rules: Value =
+        serde_json::from_str(&server.cli_ok(&["list-rules", "--format", "json"])).unwrap();
+    let rule = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == id)
+        .unwrap();
+    assert_eq!(rule["listen_address"], "::1", "{rule}");
+    let out = server.cli(&[
+        "push-rule",
+        "edge-01",
+        "9",
+        &backend,
+        "--listen-address",
+        "edge",
+    ]);
+    expect_fail(&out, 2, "validation.listen_address_invalid");
+}
+
+#[test]
+fn an_ipv6_target_is_reached_and_sees_a_v6_proxy_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client) = fleet(dir.path());
+    let backend = echo_server_v6();
+    let target = format!("[::1]:{}@1", backend.port());
+    let (_, port) = server.push_on_free_port("edge-01", &["--target", &target]);
+    assert!(echo_ok(local(port)), "an IPv4 peer reaches the IPv6 target");
+    assert!(echo_ok(v6(port)), "an IPv6 peer reaches the IPv6 target");
+
+    let proxied = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let json = format!(
+        r#"[{{"host":"::1","port":{},"proxy_protocol":"v1"}}]"#,
+        proxied.local_addr().unwrap().port()
+    );
+    let (_, port) = server.push_on_free_port("edge-01", &["--targets-json", &json]);
+    let peer = TcpStream::connect(v6(port)).unwrap();
+    let source_port = peer.local_addr().unwrap().port();
+    let (mut backend_side, _) = proxied.accept().unwrap();
+    backend_side.set_read_timeout(Some(ASK)).unwrap();
+    let mut header = Vec::new();
+    let mut byte = [0u8; 1];
+    while !header.ends_with(b"\r\n") {
+        backend_side.read_exact(&mut byte).unwrap();
+        header.push(byte[0]);
+    }
+    assert_eq!(
+        String::from_utf8(header).unwrap(),
+        format!("PROXY TCP6 ::1 ::1 {source_port} {port}\r\n")
+    );
+}

@@ -38,6 +38,7 @@ pub fn rule_to_pb(rule_id: &str, owner: &str, spec: &RuleSpec) -> pb::Rule {
         rate_limit: spec.rate_limit.map(|r| rate_limit_to_pb(&r)),
         allow_sources: spec.allow_sources.clone(),
         deny_sources: spec.deny_sources.clone(),
+        listen_address: spec.listen_address.clone().unwrap_or_default(),
     }
 }
 
@@ -105,6 +106,7 @@ pub fn rule_from_pb(rule: &pb::Rule) -> Result<(String, String, RuleSpec), WireE
         rate_limit: rule.rate_limit.as_ref().map(rate_limit_from_pb),
         allow_sources: rule.allow_sources.clone(),
         deny_sources: rule.deny_sources.clone(),
+        listen_address: (!rule.listen_address.is_empty()).then(|| rule.listen_address.clone()),
     };
     Ok((rule.rule_id.clone(), rule.owner.clone(), spec))
 }
@@ -142,6 +144,7 @@ mod tests {
             }),
             allow_sources: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
             deny_sources: vec!["10.9.0.0/16".into()],
+            listen_address: Some("::1".into()),
         };
         let wire = rule_to_pb("r1", "alice", &spec);
         let (id, owner, back) = rule_from_pb(&wire).unwrap();

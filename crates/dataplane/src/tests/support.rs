@@ -32,6 +32,7 @@ pub(crate) fn rule(listen_port: u16, targets: Vec<Target>) -> RuleSpec {
         rate_limit: None,
         allow_sources: Vec::new(),
         deny_sources: Vec::new(),
+        listen_address: None,
     }
 }
 

@@ -41,6 +41,10 @@ pub struct PushArgs {
     /// --allow-source.
     #[arg(long = "deny-source", value_name = "CIDR")]
     pub deny_sources: Vec<String>,
+    /// Listen on this one address of the edge (IPv4 or IPv6) instead of
+    /// every address of both families.
+    #[arg(long, value_name = "IP")]
+    pub listen_address: Option<String>,
     /// How long to wait for the client's activation outcome (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub ack_timeout: Duration,
@@ -180,6 +184,7 @@ pub fn build_spec(a: &PushArgs) -> Result<RuleSpec, DomainError> {
         rate_limit: (!rate_limit.is_empty()).then_some(rate_limit),
         allow_sources: a.allow_sources.clone(),
         deny_sources: a.deny_sources.clone(),
+        listen_address: a.listen_address.clone(),
     })
 }
 

@@ -156,6 +156,7 @@ pub const ROUTE_CODES: &[(&str, &str, &[ErrorCode])] = &[
             RateLimitBurstOutOfRange,
             RateLimitBurstWithoutRate,
             SourceFilterInvalid,
+            ListenAddressInvalid,
             ClientNotGranted,
             PortOutsideGrant,
             ProtocolNotGranted,
