@@ -68,6 +68,7 @@ fn rule_stats(rule_id: String, s: RuleStats) -> pb::RuleStats {
         rate_limit_rejects_bandwidth: s.rate_limit_rejects_bandwidth,
         sni_routed: s.sni_routed,
         sni_unmatched: s.sni_unmatched,
+        source_denied: s.source_denied,
         ports: s
             .ports
             .into_iter()
@@ -158,6 +159,7 @@ mod tests {
             rate_limit_rejects_new_connections: 23,
             rate_limit_rejects_concurrency: 24,
             rate_limit_rejects_bandwidth: 25,
+            source_denied: 26,
             ports: vec![PortStats {
                 port: 8443,
                 bytes_in: 15,
@@ -197,10 +199,11 @@ mod tests {
             r.rate_limit_rejects_new_connections,
             r.rate_limit_rejects_concurrency,
             r.rate_limit_rejects_bandwidth,
+            r.source_denied,
         ];
         assert_eq!(
             counters,
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 23, 24, 25]
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 23, 24, 25, 26]
         );
         assert_eq!(r.rule_id, "r1");
         assert_eq!(

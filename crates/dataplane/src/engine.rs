@@ -9,7 +9,7 @@ use crate::sni::SniPorts;
 use crate::stats::RuleCounters;
 use crate::target::Dialer;
 use crate::tcp;
-use crate::udp::{self, FlowBudget};
+use crate::udp::{self, DrainingPorts, FlowBudget};
 use portunus_domain::rule::{Limits, Protocol, RateLimit, RuleSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -59,6 +59,8 @@ struct Shared {
     owners: Mutex<HashMap<String, Arc<LimitCell>>>,
     /// Caps the UDP flows (each holds a socket) of all rules together.
     flow_budget: FlowBudget,
+    /// Stopped UDP rules whose flows still answer from their ports.
+    draining_udp: DrainingPorts,
 }
 
 /// The engine enforces no range cap of its own: the server already checked
@@ -82,6 +84,7 @@ impl Engine {
                 sni_ports: SniPorts::default(),
                 owners: Mutex::default(),
                 flow_budget: FlowBudget::unlimited(),
+                draining_udp: DrainingPorts::default(),
             }),
             copy_mode: CopyMode::Auto,
         }
@@ -179,9 +182,13 @@ impl Engine {
             owner,
             rule: Arc::new(LimitCell::new(spec.rate_limit.as_ref(), Instant::now())),
         };
+        let filter = spec
+            .source_filter()
+            .map_err(|e| ActivationError::new(ActivationReason::InvalidRule, e.to_string()))?;
         let counters = Arc::new(RuleCounters::new(&spec));
         let connections = Connections::default();
         let mut sni = None;
+        let mut udp_drain = None;
         let listeners = match spec.protocol {
             Protocol::Tcp => {
                 let rule = tcp::TcpRule {
@@ -194,26 +201,36 @@ impl Engine {
                     ),
                     limits: limits.clone(),
                     connections: connections.clone(),
+                    filter,
                 };
                 let started = tcp::start(id, &spec, rule, &self.shared.sni_ports)?;
                 sni = started.sni;
                 started.tasks
             }
-            Protocol::Udp => udp::start(
-                id,
-                &spec,
-                udp::UdpRule::new(
+            Protocol::Udp => {
+                let registry = self.shared.draining_udp.clone();
+                registry
+                    .take_over(&(spec.listen_start()..=spec.listen_end()))
+                    .await;
+                let rule = udp::UdpRule::new(
                     &spec,
                     counters.clone(),
                     self.shared.resolver.clone(),
                     limits.clone(),
                     self.clone(),
-                ),
-            )?,
+                    filter,
+                );
+                udp_drain = Some(udp::start(id, &spec, rule, &connections, registry)?);
+                Vec::new()
+            }
         };
         tracing::debug!(rule = id, ports = spec.width(), "rule started");
-        Ok(RuleHandle::new(id, spec, counters, listeners, connections)
+        let handle = RuleHandle::new(id, spec, counters, listeners, connections)
             .with_sni(sni)
-            .with_limits(limits.rule))
+            .with_limits(limits.rule);
+        Ok(match udp_drain {
+            Some(drain) => handle.with_udp_drain(drain),
+            None => handle,
+        })
     }
 }

@@ -5,6 +5,7 @@ use crate::error::{ActivationError, ActivationReason};
 use crate::limit::LimitCell;
 use crate::sni::SniMembership;
 use crate::stats::{RuleCounters, RuleStats};
+use crate::udp::UdpDrain;
 use portunus_domain::rule::{RateLimit, RuleSpec};
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,18 @@ impl Connections {
         self.tracker
             .spawn(connection.with_cancellation_token_owned(self.abort.clone()));
     }
+
+    /// Whether nothing of the rule runs any more.
+    pub(crate) fn finished(&self) -> bool {
+        self.tracker.is_empty()
+    }
+
+    /// Aborts every connection and returns once all have ended.
+    pub(crate) async fn abort_and_wait(&self) {
+        self.abort.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// A running rule. Dropping the handle without `stop` aborts it at once.
@@ -48,6 +61,9 @@ pub struct RuleHandle {
     connections: Connections,
     /// The rule's own caps, shared by all its connections and ports.
     limits: Arc<LimitCell>,
+    /// A UDP rule's ports run as its connections, so they drain like
+    /// TCP connections do; this tells them to stop taking new sources.
+    udp: Option<UdpDrain>,
 }
 
 impl RuleHandle {
@@ -66,7 +82,13 @@ impl RuleHandle {
             sni: None,
             connections,
             limits: Arc::default(),
+            udp: None,
         }
+    }
+
+    pub(crate) fn with_udp_drain(mut self, udp: UdpDrain) -> Self {
+        self.udp = Some(udp);
+        self
     }
 
     pub(crate) fn with_limits(mut self, limits: Arc<LimitCell>) -> Self {
@@ -115,7 +137,14 @@ impl RuleHandle {
 
     /// Closes every listener of the rule and returns once its ports are
     /// free to bind again. Live connections keep running. Idempotent.
+    ///
+    /// A UDP rule's listen sockets carry its flows' replies, so they stay
+    /// open while the flows drain, taking no new source; a rule started on
+    /// one of those ports later ends that drain and takes the port.
     pub async fn close_listeners(&mut self) {
+        if let Some(udp) = &self.udp {
+            udp.begin(&self.connections);
+        }
         if let Some(sni) = self.sni.take() {
             sni.leave().await;
         }

@@ -32,6 +32,9 @@ pub struct RuleStats {
     pub rate_limit_rejects_bandwidth: u64,
     pub sni_routed: u64,
     pub sni_unmatched: u64,
+    /// TCP connections closed at accept and UDP datagrams dropped before a
+    /// flow existed, because the source filter refused their peer.
+    pub source_denied: u64,
     pub ports: Vec<PortStats>,
     pub targets: Vec<TargetStats>,
 }
@@ -127,6 +130,7 @@ pub(crate) struct RuleCounters {
     /// latter are counted on the port's oldest rule.
     pub(crate) sni_routed: Counter,
     pub(crate) sni_unmatched: Counter,
+    pub(crate) source_denied: Counter,
     /// Ended connections that moved bulk bytes with splice; not reported,
     /// but lets tests tell the copy paths apart.
     pub(crate) spliced_connections: Counter,
@@ -171,6 +175,7 @@ impl RuleCounters {
             target_failovers: Counter::default(),
             sni_routed: Counter::default(),
             sni_unmatched: Counter::default(),
+            source_denied: Counter::default(),
             spliced_connections: Counter::default(),
             rejects_new_connections: Counter::default(),
             rejects_concurrency: Counter::default(),
@@ -238,6 +243,7 @@ impl RuleCounters {
             rate_limit_rejects_bandwidth: self.rejects_bandwidth.get(),
             sni_routed: self.sni_routed.get(),
             sni_unmatched: self.sni_unmatched.get(),
+            source_denied: self.source_denied.get(),
             ports: self
                 .ports
                 .iter()

@@ -13,6 +13,7 @@ use crate::sni::{SniMembership, SniPorts};
 use crate::stats::{ConnectionGuard, RuleCounters};
 use crate::target::Dialer;
 use portunus_domain::rule::RuleSpec;
+use portunus_domain::source_filter::SourceFilter;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub(crate) struct TcpRule {
     /// The owner's envelope and the rule's caps, both changeable live.
     pub(crate) limits: RuleLimits,
     pub(crate) connections: Connections,
+    /// Which peers the rule serves; checked before any limit is charged.
+    pub(crate) filter: SourceFilter,
 }
 
 /// A started TCP rule: its own tasks (accept loops, health probes) and,
@@ -67,7 +70,7 @@ pub(crate) fn start(
     let mut tasks = match sni {
         Some(_) => Vec::new(),
         None => {
-            let listeners = listener::bind_tcp(start..=spec.listen_end())?;
+            let listeners = listener::bind_tcp(start..=spec.listen_end(), spec.listen_ip())?;
             listeners
                 .into_iter()
                 .zip(0u16..)
@@ -147,20 +150,32 @@ pub(crate) fn hand_over(
     rule.connections.spawn(task.instrument(span.clone()));
 }
 
-/// Admits a new connection through the owner's envelope and the rule's
-/// caps. A refused one is reset at once (`SO_LINGER 0` then close, so the
-/// peer sees an RST rather than a clean end) and counted.
+/// Admits a new connection through the rule's source filter, then the
+/// owner's envelope and the rule's caps, so a refused source spends no
+/// token. A refused connection is reset at once (`SO_LINGER 0` then close,
+/// so the peer sees an RST rather than a clean end) and counted.
 fn admit(rule: &TcpRule, stream: &TcpStream, peer: SocketAddr) -> Option<Admission> {
+    if !rule.filter.admits(peer.ip()) {
+        rule.counters.source_denied.inc();
+        debug!(%peer, "connection refused by the source filter");
+        reset(stream, peer);
+        return None;
+    }
     match rule.limits.admit(Instant::now()) {
         Ok(admission) => Some(admission),
         Err(reject) => {
             rule.counters.rate_limit_reject(reject);
             debug!(%peer, reason = reject.reason(), "connection refused by a rate limit");
-            if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
-                debug!(%peer, error = %e, "SO_LINGER 0 not set");
-            }
+            reset(stream, peer);
             None
         }
+    }
+}
+
+/// Makes the coming close an RST.
+fn reset(stream: &TcpStream, peer: SocketAddr) {
+    if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        debug!(%peer, error = %e, "SO_LINGER 0 not set");
     }
 }
 

@@ -2,6 +2,7 @@
 //! (port 0) and waits poll a condition until a deadline.
 
 mod binding;
+mod filters;
 mod forwarding;
 mod lifecycle;
 mod sni_routing;

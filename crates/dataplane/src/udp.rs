@@ -6,13 +6,14 @@
 //!
 //! Flows end when idle for `udp_flow_idle`, when their upstream socket
 //! reports an ICMP error, or with their listener: replies can only reach
-//! a source from the port it wrote to, so a closed listen socket ends the
-//! flows behind it and there is nothing to drain.
+//! a source from the port it wrote to, so a stopped rule keeps its listen
+//! sockets while its flows drain (`drain.rs`).
 //!
 //! **Invariant:** memory does not grow per flow beyond its small state;
 //! every receive borrows its worker thread's one buffer set (`io.rs`).
 
 mod budget;
+mod drain;
 mod io;
 mod port;
 mod table;
@@ -23,17 +24,20 @@ mod upstream;
 
 use crate::engine::Engine;
 use crate::error::{ActivationError, ActivationReason};
+use crate::handle::Connections;
 use crate::limit::RuleLimits;
 use crate::listener;
 use crate::resolve::Resolver;
 use crate::stats::RuleCounters;
 use portunus_domain::rule::RuleSpec;
+use portunus_domain::source_filter::SourceFilter;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, Instrument};
 use upstream::Targets;
 
 pub use budget::{flows_for_descriptors, FlowBudget};
+pub(crate) use drain::{DrainingPorts, UdpDrain};
 
 /// What the port tasks of one UDP rule share.
 pub(crate) struct UdpRule {
@@ -44,6 +48,9 @@ pub(crate) struct UdpRule {
     /// Read when a flow starts (the cap) and when flows are reaped (the
     /// idle timeout), so new settings reach running rules.
     engine: Engine,
+    /// Which sources may start a flow; a flow's later datagrams come from
+    /// the source that passed it.
+    filter: SourceFilter,
 }
 
 impl UdpRule {
@@ -53,25 +60,30 @@ impl UdpRule {
         resolver: Resolver,
         limits: RuleLimits,
         engine: Engine,
+        filter: SourceFilter,
     ) -> UdpRule {
         UdpRule {
             counters,
             targets: Targets::new(spec, resolver),
             limits,
             engine,
+            filter,
         }
     }
 }
 
-/// Binds all ports of `spec` and starts one task per port. Nothing is left
-/// bound on error. Must run inside a Tokio runtime.
+/// Binds all ports of `spec` and starts one task per port among the rule's
+/// `connections`, so a stop drains them. Nothing is left bound on error.
+/// Must run inside a Tokio runtime.
 pub(crate) fn start(
     id: &str,
     spec: &RuleSpec,
     rule: UdpRule,
-) -> Result<Vec<JoinHandle<()>>, ActivationError> {
+    connections: &Connections,
+    registry: DrainingPorts,
+) -> Result<UdpDrain, ActivationError> {
     let start = spec.listen_start();
-    let bound = listener::bind_udp(start..=spec.listen_end())?;
+    let bound = listener::bind_udp(start..=spec.listen_end(), spec.listen_ip())?;
     let sockets = bound
         .into_iter()
         .zip(start..=spec.listen_end())
@@ -85,12 +97,15 @@ pub(crate) fn start(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rule = Arc::new(rule);
-    Ok(sockets
-        .into_iter()
-        .zip(0u16..)
-        .map(|(socket, offset)| {
-            let span = debug_span!("udp", rule = id, port = start.wrapping_add(offset));
-            tokio::spawn(port::run(rule.clone(), socket, offset).instrument(span))
-        })
-        .collect())
+    let drain = UdpDrain {
+        signal: CancellationToken::new(),
+        ports: start..=spec.listen_end(),
+        registry,
+    };
+    for (socket, offset) in sockets.into_iter().zip(0u16..) {
+        let span = debug_span!("udp", rule = id, port = start.wrapping_add(offset));
+        let signal = drain.signal.clone();
+        connections.spawn(port::run(rule.clone(), socket, offset, signal).instrument(span));
+    }
+    Ok(drain)
 }

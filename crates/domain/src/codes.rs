@@ -66,6 +66,8 @@ codes! {
     RateLimitCapZero = "validation.rate_limit_cap_zero", 400, 2, "A rate-limit cap is zero; omit it for no cap.";
     RateLimitBurstOutOfRange = "validation.rate_limit_burst_out_of_range", 400, 2, "A burst is outside rate/100 to rate*60.";
     RateLimitBurstWithoutRate = "validation.rate_limit_burst_without_rate", 400, 2, "A burst is given without its rate.";
+    SourceFilterInvalid = "validation.source_filter_invalid", 400, 2, "A source filter entry is not an IPv4 or IPv6 CIDR block with zero host bits, or a list holds more than 64.";
+    ListenAddressInvalid = "validation.listen_address_invalid", 400, 2, "A listen address is not an IPv4 or IPv6 address, or is set on an SNI rule.";
     PasswordTooWeak = "password_too_weak", 400, 2, "A password is too short, only whitespace, or unchanged.";
     InvalidIdempotencyKey = "invalid_idempotency_key", 400, 2, "An `Idempotency-Key` header is not 1-128 visible ASCII characters.";
     // Pre-flight validation done by the CLI before any request: exit 3.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod names;
 pub mod routes;
 pub mod rule;
+pub mod source_filter;
 pub mod target_syntax;
 
 pub use codes::ErrorCode;

@@ -7,6 +7,7 @@
 use crate::codes::ErrorCode;
 use crate::error::DomainError;
 use crate::names::is_dns_name;
+use crate::source_filter::{normalize_list, SourceFilter};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -242,6 +243,20 @@ pub struct RuleSpec {
     pub health_check_interval_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Sources served, as CIDR blocks (IPv4 or IPv6; a bare address is one
+    /// host). When non-empty, every other source is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64, example = json!(["10.0.0.0/8", "2001:db8::/32"])))]
+    pub allow_sources: Vec<String>,
+    /// Sources refused, as CIDR blocks; a source in both lists is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64, example = json!(["192.0.2.0/24"])))]
+    pub deny_sources: Vec<String>,
+    /// The one local address the rule listens on (IPv4 or IPv6, without
+    /// brackets). Absent, it listens on every address of both families.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "203.0.113.7"))]
+    pub listen_address: Option<String>,
 }
 
 /// Limits that come from server configuration.
@@ -316,7 +331,20 @@ impl RuleSpec {
             prefer_ipv6: false,
             health_check_interval_secs: None,
             rate_limit: None,
+            allow_sources: Vec::new(),
+            deny_sources: Vec::new(),
+            listen_address: None,
         }
+    }
+
+    /// The listen address, when one is set and valid.
+    pub fn listen_ip(&self) -> Option<IpAddr> {
+        self.listen_address.as_deref()?.parse().ok()
+    }
+
+    /// The parsed source filter; a validated spec always has one.
+    pub fn source_filter(&self) -> Result<SourceFilter, DomainError> {
+        SourceFilter::parse(&self.allow_sources, &self.deny_sources)
     }
 
     pub fn listen_start(&self) -> u16 {
@@ -353,6 +381,14 @@ impl RuleSpec {
         }
         for t in &mut self.targets {
             t.host = t.host.to_ascii_lowercase();
+        }
+        normalize_list(&mut self.allow_sources);
+        normalize_list(&mut self.deny_sources);
+        if let Some(a) = &mut self.listen_address {
+            let bare = a.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = bare.parse::<IpAddr>() {
+                *a = ip.to_string();
+            }
         }
     }
 
@@ -440,6 +476,24 @@ impl RuleSpec {
         }
         if let Some(rl) = &self.rate_limit {
             rl.validate()?;
+        }
+        self.source_filter()?;
+        if let Some(address) = &self.listen_address {
+            let problem = if address.parse::<IpAddr>().is_err() {
+                format!("{address:?} is not an IPv4 or IPv6 address")
+            } else if self.sni_pattern.is_some() {
+                "an SNI port listens on every address; drop the listen address or the pattern"
+                    .to_string()
+            } else {
+                String::new()
+            };
+            if !problem.is_empty() {
+                return Err(DomainError::field(
+                    ErrorCode::ListenAddressInvalid,
+                    "listen_address",
+                    problem,
+                ));
+            }
         }
         Ok(())
     }

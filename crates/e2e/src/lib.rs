@@ -409,14 +409,21 @@ impl Client {
     /// The daemon from a prepared command (its environment, its HOME)
     /// without `--bundle`: it finds its bundle, or enrolls one, itself.
     pub fn start_cmd(cmd: Command, home: &Path) -> Client {
-        Self::spawn_with(cmd, None, &home.join("client.bundle.json"))
+        Self::spawn_with(cmd, None, &home.join("client.bundle.json"), 2)
+    }
+
+    /// A client that lets removed rules drain for `secs` (the default here
+    /// is 2 s, which keeps shutdowns short).
+    pub fn start_with_drain(bundle: &Path, secs: u64) -> Client {
+        let cmd = client_cmd(bundle.parent().unwrap());
+        Self::spawn_with(cmd, Some(bundle), bundle, secs)
     }
 
     fn spawn(cmd: Command, bundle: &Path) -> Client {
-        Self::spawn_with(cmd, Some(bundle), bundle)
+        Self::spawn_with(cmd, Some(bundle), bundle, 2)
     }
 
-    fn spawn_with(mut cmd: Command, flag: Option<&Path>, bundle: &Path) -> Client {
+    fn spawn_with(mut cmd: Command, flag: Option<&Path>, bundle: &Path, drain_secs: u64) -> Client {
         if let Some(b) = flag {
             cmd.arg("--bundle").arg(b);
         }
@@ -430,7 +437,7 @@ impl Client {
             "--reconnect-max-delay-secs",
             "1",
             "--shutdown-drain-timeout-secs",
-            "2",
+            &drain_secs.to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -36,6 +36,9 @@ pub fn rule_to_pb(rule_id: &str, owner: &str, spec: &RuleSpec) -> pb::Rule {
         prefer_ipv6: spec.prefer_ipv6,
         health_check_interval_secs: spec.health_check_interval_secs.unwrap_or(0),
         rate_limit: spec.rate_limit.map(|r| rate_limit_to_pb(&r)),
+        allow_sources: spec.allow_sources.clone(),
+        deny_sources: spec.deny_sources.clone(),
+        listen_address: spec.listen_address.clone().unwrap_or_default(),
     }
 }
 
@@ -101,6 +104,9 @@ pub fn rule_from_pb(rule: &pb::Rule) -> Result<(String, String, RuleSpec), WireE
         health_check_interval_secs: (rule.health_check_interval_secs != 0)
             .then_some(rule.health_check_interval_secs),
         rate_limit: rule.rate_limit.as_ref().map(rate_limit_from_pb),
+        allow_sources: rule.allow_sources.clone(),
+        deny_sources: rule.deny_sources.clone(),
+        listen_address: (!rule.listen_address.is_empty()).then(|| rule.listen_address.clone()),
     };
     Ok((rule.rule_id.clone(), rule.owner.clone(), spec))
 }
@@ -136,6 +142,9 @@ mod tests {
                 bandwidth_in_bps: Some(1000),
                 ..Default::default()
             }),
+            allow_sources: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+            deny_sources: vec!["10.9.0.0/16".into()],
+            listen_address: Some("::1".into()),
         };
         let wire = rule_to_pb("r1", "alice", &spec);
         let (id, owner, back) = rule_from_pb(&wire).unwrap();

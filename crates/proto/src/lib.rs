@@ -13,6 +13,6 @@ mod convert;
 /// The wire version this build speaks (`Hello.wire_version`,
 /// `Welcome.wire_version`). Raise it when a peer must understand a new
 /// field to work fully; never reuse a number.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 pub use convert::{rate_limit_from_pb, rate_limit_to_pb, rule_from_pb, rule_to_pb, WireError};

@@ -82,6 +82,7 @@ pub struct Metrics {
     rule_udp_datagrams_out: Family<RuleLabels, Counter>,
     rule_active_flows: Family<RuleLabels, Gauge>,
     rule_flows_dropped_overflow: Family<RuleLabels, Counter>,
+    rule_source_denied: Family<RuleLabels, Counter>,
     rule_targets_unhealthy: Family<RuleLabels, Gauge>,
     /// Fleet-wide, not per rule: an unmatched connection belongs to none.
     tls_sni_route: Family<SniResultLabels, Counter>,
@@ -125,6 +126,7 @@ impl Metrics {
             rule_udp_datagrams_out: Family::default(),
             rule_active_flows: Family::default(),
             rule_flows_dropped_overflow: Family::default(),
+            rule_source_denied: Family::default(),
             rule_targets_unhealthy: Family::default(),
             tls_sni_route: Family::default(),
             rate_limit_reject: Family::default(),
@@ -209,6 +211,11 @@ impl Metrics {
             "portunus_rule_flows_dropped_overflow",
             "UDP datagrams dropped at the flow cap",
             m.rule_flows_dropped_overflow.clone(),
+        );
+        registry.register(
+            "portunus_rule_source_denied",
+            "TCP connections and UDP datagrams refused by the rule's source filter",
+            m.rule_source_denied.clone(),
         );
         registry.register(
             "portunus_rule_targets_unhealthy",
@@ -298,6 +305,11 @@ impl Metrics {
                 previous.map(|p| p.flows_dropped_overflow),
                 current.flows_dropped_overflow,
             ),
+            (
+                &self.rule_source_denied,
+                previous.map(|p| p.source_denied),
+                current.source_denied,
+            ),
         ];
         for (family, prev, cur) in counters {
             family
@@ -368,6 +380,7 @@ impl Metrics {
         self.rule_udp_datagrams_out.remove(labels);
         self.rule_active_flows.remove(labels);
         self.rule_flows_dropped_overflow.remove(labels);
+        self.rule_source_denied.remove(labels);
         self.rule_targets_unhealthy.remove(labels);
     }
 

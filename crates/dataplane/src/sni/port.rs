@@ -145,7 +145,7 @@ impl SniPorts {
             Some(entry) => entry.port.seat(member)?,
             None if member.pattern.is_none() => return Ok(None),
             None => {
-                let listener = listener::bind_tcp(port..=port)?
+                let listener = listener::bind_tcp(port..=port, None)?
                     .pop()
                     .expect("one port bound");
                 let routes = Routes::build(vec![member]).expect("one member fits");

@@ -30,6 +30,9 @@ pub(crate) fn rule(listen_port: u16, targets: Vec<Target>) -> RuleSpec {
         prefer_ipv6: false,
         health_check_interval_secs: None,
         rate_limit: None,
+        allow_sources: Vec::new(),
+        deny_sources: Vec::new(),
+        listen_address: None,
     }
 }
 

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// Datagrams a flow may queue while its upstream is being set up, beyond
@@ -92,9 +93,13 @@ struct Port {
     shared: Arc<Shared>,
     offset: u16,
     table: FlowTable<FlowState>,
+    /// Once the rule stops, the port only serves the flows it has.
+    draining: bool,
 }
 
-pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
+/// Runs the port until its rule aborts it or, once `drain` fires, until
+/// its last flow is gone.
+pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: CancellationToken) {
     let port_index = usize::from(offset);
     let mut port = Port {
         table: FlowTable::new(rule.counters.clone(), rule.engine.flow_budget(), port_index),
@@ -107,6 +112,7 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
         }),
         rule,
         offset,
+        draining: false,
     };
     let mut setups = FuturesUnordered::new();
     // Flows set up in place during a read, installed right after it.
@@ -115,7 +121,15 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16) {
     let mut reap = tokio::time::interval(reap_period(port.rule.engine.config().udp_flow_idle));
     reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        if port.draining && port.table.is_empty() {
+            debug!("drained");
+            return;
+        }
         tokio::select! {
+            () = drain.cancelled(), if !port.draining => {
+                debug!(flows = port.table.len(), "draining: existing flows only");
+                port.draining = true;
+            }
             ready = port.shared.listen.readable() => {
                 if let Err(e) = ready {
                     warn!(error = %e, "listen socket failed, port stops");
@@ -191,6 +205,16 @@ impl Port {
         cap: u64,
         new_flow: &mut impl FnMut(NewFlow),
     ) -> Option<(FlowId, Arc<Upstream>)> {
+        // A refused source never has a flow, so only new sources pay this.
+        if !self.rule.filter.admits(d.source.ip()) {
+            debug!(source = %d.source, "datagram refused by the source filter");
+            self.rule.counters.source_denied.add(d.datagrams());
+            return None;
+        }
+        if self.draining && !self.table.contains(d.source) {
+            debug!(source = %d.source, "draining, new source refused");
+            return None;
+        }
         let limits = &self.rule.limits;
         match self.table.try_admit(
             d.source,

@@ -174,9 +174,16 @@ impl<F> FlowTable<F> {
             .collect()
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.flows.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    pub(crate) fn contains(&self, source: SocketAddr) -> bool {
+        self.flows.contains_key(&source)
     }
 }
 

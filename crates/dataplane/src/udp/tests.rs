@@ -3,7 +3,6 @@
 
 use crate::tests::support::{
     busy_middle_port_binds_nothing, consecutive, eventually, port_of, rule, target, within,
-    DEADLINE,
 };
 use crate::{ActivationReason, Engine, EngineConfig, RuleHandle};
 use portunus_domain::rule::{Protocol, RuleSpec};
@@ -270,15 +269,80 @@ async fn tcp_and_udp_rules_share_a_port_number() {
     assert_eq!(back, b"tcp");
 }
 
-#[tokio::test]
-async fn stop_frees_the_ports_and_ends_the_flows() {
-    let (_engine, handle, port, _c) = open_echo_flow().await;
-    let counters = handle.counters();
-    tokio::time::timeout(DEADLINE, handle.stop(Duration::from_secs(5)))
+/// Whether a datagram to `to` is answered within a short wait.
+async fn answered(socket: &UdpSocket, to: SocketAddr, msg: &[u8]) -> bool {
+    socket.send_to(msg, to).await.expect("send");
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf))
         .await
-        .expect("a UDP rule has nothing to drain");
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_stopped_rule_keeps_its_flows_answering_and_refuses_new_sources() {
+    let (_engine, mut handle, port, c) = open_echo_flow().await;
+    let counters = handle.counters();
+    within("close", handle.close_listeners()).await;
+    assert_eq!(ask(&c, local(port), b"still").await, b"still");
+    let newcomer = client().await;
+    assert!(!answered(&newcomer, local(port), b"new").await);
+    assert_eq!(counters.snapshot().active_flows, 1);
+    within("stop", handle.stop(Duration::from_millis(300))).await;
     assert_eq!(counters.snapshot().active_flows, 0);
-    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).expect("port free after stop");
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).expect("port free after the drain");
+}
+
+#[tokio::test]
+async fn a_drain_ends_when_the_last_flow_is_reaped() {
+    let engine = Engine::new(EngineConfig {
+        udp_flow_idle: Duration::from_millis(200),
+        ..EngineConfig::default()
+    });
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| udp_rule(p, backend)).await;
+    let c = client().await;
+    assert_eq!(ask(&c, local(port), b"open").await, b"open");
+    within(
+        "the drain ends with its flows",
+        handle.stop(Duration::from_secs(3600)),
+    )
+    .await;
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).expect("port free after the drain");
+}
+
+#[tokio::test]
+async fn a_new_rule_takes_over_a_draining_port() {
+    let (engine, mut handle, port, c) = open_echo_flow().await;
+    within("close", handle.close_listeners()).await;
+    let draining = tokio::spawn(handle.stop(Duration::from_secs(3600)));
+    let backend = echo_backend_on(client().await, b"new:").await;
+    let _new = engine
+        .start_rule("udp-2", udp_rule(port, backend))
+        .await
+        .expect("the new rule binds the draining port");
+    within("the old drain ends", draining).await.expect("join");
+    assert_eq!(ask(&c, local(port), b"x").await, b"new:x");
+}
+
+#[tokio::test]
+async fn a_source_filter_drops_datagrams_before_a_flow_exists() {
+    let engine = Engine::new(EngineConfig::default());
+    let backend = echo_backend().await;
+    let (handle, port) = start_udp(&engine, |p| RuleSpec {
+        allow_sources: vec!["127.0.0.0/8".into()],
+        deny_sources: vec!["127.0.0.2".into()],
+        ..udp_rule(p, backend)
+    })
+    .await;
+    let allowed = client().await;
+    assert_eq!(ask(&allowed, local(port), b"ok").await, b"ok");
+    let denied = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+        .await
+        .expect("bind 127.0.0.2");
+    assert!(!answered(&denied, local(port), b"no").await);
+    let stats = handle.stats();
+    assert!(stats.source_denied >= 1, "{stats:?}");
+    assert_eq!((stats.active_flows, stats.connections_total), (1, 1));
 }
 
 /// A source sending a GSO train (many datagrams in one `sendmsg`) gets

@@ -330,3 +330,29 @@ fn listen_conflicts() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+#[test]
+fn a_listen_address_is_one_ip_and_not_on_an_sni_rule() {
+    let base = RuleSpec::single(Protocol::Tcp, 443, "10.0.0.7", 443);
+    let with = |address: &str| RuleSpec {
+        listen_address: Some(address.into()),
+        ..base.clone()
+    };
+    for ok in ["203.0.113.7", "::1", "0.0.0.0", "::"] {
+        assert!(with(ok).validate(&Limits::default()).is_ok(), "{ok}");
+    }
+    for bad in ["", "example.com", "[::1]", "10.0.0.1:80", "10.0.0.0/8"] {
+        let e = with(bad).validate(&Limits::default()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ListenAddressInvalid, "{bad}");
+    }
+    let sni = RuleSpec {
+        sni_pattern: Some("a.example.com".into()),
+        ..with("::1")
+    };
+    let e = sni.validate(&Limits::default()).unwrap_err();
+    assert_eq!(e.code, ErrorCode::ListenAddressInvalid);
+    let mut bracketed = with("[2001:DB8::7]");
+    bracketed.normalize();
+    assert_eq!(bracketed.listen_address.as_deref(), Some("2001:db8::7"));
+    assert_eq!(bracketed.listen_ip(), "2001:db8::7".parse().ok());
+}

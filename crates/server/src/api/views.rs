@@ -123,6 +123,8 @@ pub struct StatsView {
     pub rate_limit_rejects: u64,
     pub sni_routed: u64,
     pub sni_unmatched: u64,
+    /// Connections and UDP datagrams the source filter refused.
+    pub source_denied: u64,
     /// With `per_port=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -186,6 +188,7 @@ impl StatsView {
         v.rate_limit_rejects = s.rate_limit_rejects;
         v.sni_routed = s.sni_routed;
         v.sni_unmatched = s.sni_unmatched;
+        v.source_denied = s.source_denied;
         v.per_port = per_port.then(|| {
             s.ports
                 .iter()

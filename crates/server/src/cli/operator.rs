@@ -272,6 +272,7 @@ pub async fn rule_stats(
         "rate_limit_rejects",
         "sni_routed",
         "sni_unmatched",
+        "source_denied",
     ];
     for k in keys {
         println!("{k}: {}", s(&v, k));

@@ -40,6 +40,18 @@ pub struct PushArgs {
     /// A free note for operators (one line). It never reaches the edge.
     #[arg(long)]
     pub note: Option<String>,
+    /// Serve only sources in this CIDR block (IPv4 or IPv6; a bare address
+    /// is one host); repeatable. With any given, other sources are refused.
+    #[arg(long = "allow-source", value_name = "CIDR")]
+    pub allow_sources: Vec<String>,
+    /// Refuse sources in this CIDR block; repeatable. Wins over
+    /// --allow-source.
+    #[arg(long = "deny-source", value_name = "CIDR")]
+    pub deny_sources: Vec<String>,
+    /// Listen on this one address of the edge (IPv4 or IPv6) instead of
+    /// every address of both families.
+    #[arg(long, value_name = "IP")]
+    pub listen_address: Option<String>,
     /// How long to wait for the client's activation outcome (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub ack_timeout: Duration,
@@ -182,6 +194,9 @@ pub fn build_spec(a: &PushArgs) -> Result<RuleSpec, DomainError> {
         prefer_ipv6: a.prefer_ipv6,
         health_check_interval_secs: a.health_check_interval_secs,
         rate_limit: (!rate_limit.is_empty()).then_some(rate_limit),
+        allow_sources: a.allow_sources.clone(),
+        deny_sources: a.deny_sources.clone(),
+        listen_address: a.listen_address.clone(),
     })
 }
 
@@ -234,6 +249,20 @@ mod tests {
         assert!(s.targets[0].proxy_protocol.is_some());
         let s = spec(&["edge", "1", "h:1", "--bandwidth-in-bps", "100"]).unwrap();
         assert_eq!(s.rate_limit.unwrap().bandwidth_in_bps, Some(100));
+        let s = spec(&[
+            "edge",
+            "1",
+            "h:1",
+            "--allow-source",
+            "10.0.0.0/8",
+            "--allow-source",
+            "2001:db8::/32",
+            "--deny-source",
+            "10.9.0.0/16",
+        ])
+        .unwrap();
+        assert_eq!(s.allow_sources, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(s.deny_sources, ["10.9.0.0/16"]);
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub const ROUTE_CODES: &[(&str, &str, &[ErrorCode])] = &[
             InvalidRuleName,
             InvalidRuleNote,
             AlreadyExists,
+            SourceFilterInvalid,
+            ListenAddressInvalid,
             ClientNotGranted,
             PortOutsideGrant,
             ProtocolNotGranted,
