@@ -68,7 +68,7 @@ pub enum Command {
         format: Format,
     },
     /// Push a rule to a client; prints the bare rule id.
-    PushRule(push::PushArgs),
+    PushRule(Box<push::PushArgs>),
     /// Drain and remove a rule.
     RemoveRule {
         #[command(flatten)]
