@@ -257,11 +257,26 @@ async fn tcp_and_udp_rules_share_a_port_number() {
     let engine = Engine::new(EngineConfig::default());
     let udp_backend = echo_backend().await;
     let tcp_backend = crate::tests::support::echo_backend().await;
-    let (_udp, port) = start_udp(&engine, |p| udp_rule(p, udp_backend)).await;
-    let _tcp = engine
-        .start_rule("tcp", rule(port, vec![target(tcp_backend, 1)]))
-        .await
-        .expect("TCP on the UDP rule's port");
+    // A port free for UDP may be held for TCP by another test's socket:
+    // then both rules move to another port.
+    let mut both = None;
+    for _ in 0..20 {
+        let (udp, port) = start_udp(&engine, |p| udp_rule(p, udp_backend)).await;
+        match engine
+            .start_rule("tcp", rule(port, vec![target(tcp_backend, 1)]))
+            .await
+        {
+            Ok(tcp) => {
+                both = Some((udp, tcp, port));
+                break;
+            }
+            Err(e) if e.reason == ActivationReason::PortInUse => {
+                udp.stop(Duration::ZERO).await;
+            }
+            Err(e) => panic!("TCP on the UDP rule's port: {e}"),
+        }
+    }
+    let (_udp, _tcp, port) = both.expect("a port free for both protocols");
     let c = client().await;
     assert_eq!(ask(&c, local(port), b"udp").await, b"udp");
     let mut stream = crate::tests::support::connect(port).await;
