@@ -73,12 +73,17 @@ pub struct ApplyArgs {
     dry_run: bool,
 }
 
-/// The rule view's fields that are not part of the spec.
+/// The rule view's fields that are not part of the spec. A fleet file does
+/// not carry a rule's name, note or switch yet: `apply` leaves them as
+/// they are on rules it keeps.
 const VIEW_ONLY: &[&str] = &[
     "rule_id",
     "client",
     "client_id",
     "owner",
+    "name",
+    "note",
+    "enabled",
     "state",
     "reason",
     "created_at",
