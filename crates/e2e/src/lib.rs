@@ -293,6 +293,20 @@ impl Server {
         })
     }
 
+    /// `rule-stats <id> --format json`, parsed.
+    pub fn rule_stats(&self, id: &str) -> Value {
+        serde_json::from_str(&self.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
+    }
+
+    /// The value of the metric series `name` for rule `id` of the
+    /// superadmin on `edge-01`, when present.
+    pub fn rule_metric(&self, name: &str, id: &str) -> Option<f64> {
+        let prefix = format!(r#"{name}{{client="edge-01",rule="{id}",owner="_superadmin"}} "#);
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+    }
+
     pub fn metrics_text(&self) -> String {
         reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
             .unwrap()

@@ -9,7 +9,12 @@ use std::time::Duration;
 /// A TCP echo server on 127.0.0.1:0, one thread per connection. It echoes
 /// until EOF, then closes its write side (half-close aware).
 pub fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    echo_server_on("127.0.0.1:0")
+}
+
+/// `echo_server` on another loopback address, e.g. `[::1]:0`.
+pub fn echo_server_on(bind: &str) -> SocketAddr {
+    let l = TcpListener::bind(bind).unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in l.incoming() {

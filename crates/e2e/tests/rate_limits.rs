@@ -70,14 +70,10 @@ fn echoes(mut s: &TcpStream) -> bool {
     }
 }
 
-fn rule_stats(server: &Server, id: &str) -> Value {
-    serde_json::from_str(&server.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
-}
-
 /// Waits until the edge has reported at least `n` rate-limit rejects.
 fn wait_rejects(server: &Server, id: &str, n: u64) {
     wait_for(&format!("{n} rate-limit rejects of {id}"), DEADLINE, || {
-        let got = rule_stats(server, id)["rate_limit_rejects"].as_u64()?;
+        let got = server.rule_stats(id)["rate_limit_rejects"].as_u64()?;
         (got >= n).then_some(())
     });
 }
@@ -211,7 +207,7 @@ fn a_cap_change_through_the_api_keeps_open_connections() {
         "the new cap binds the next connection"
     );
     wait_rejects(&server, &id, 1);
-    assert_eq!(rule_stats(&server, &id)["connections_total"], 1);
+    assert_eq!(server.rule_stats(&id)["connections_total"], 1);
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! `/metrics`, and a removed UDP rule keeps its flows answering while it
 //! drains.
 
-use portunus_e2e::net::{echo_ok, echo_server, udp_ask, udp_echo_server};
-use portunus_e2e::{expect_fail, fleet, wait_connected, wait_for, Client, Server, DEADLINE};
+use portunus_e2e::net::{echo_ok, echo_server, echo_server_on, udp_ask, udp_echo_server};
+use portunus_e2e::{expect_fail, fleet, wait_connected, wait_for, Client, DEADLINE};
 use serde_json::Value;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -17,34 +17,24 @@ const ASK: Duration = Duration::from_secs(10);
 /// How long a datagram that must go unanswered is given.
 const SILENCE: Duration = Duration::from_millis(1500);
 
-fn rule_stats(server: &Server, id: &str) -> Value {
-    serde_json::from_str(&server.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
-}
-
-fn metric(server: &Server, name: &str, id: &str) -> Option<f64> {
-    let prefix = format!(r#"{name}{{client="edge-01",rule="{id}",owner="_superadmin"}} "#);
-    server
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
-}
-
 /// Connects to `to` from `source` (any port).
-fn tcp_from(source: &str, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.connect_timeout(&to.into(), ASK).unwrap();
+fn tcp_from(source: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())?;
+    socket.connect_timeout(&to.into(), ASK)?;
     let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(ASK)).unwrap();
-    stream
+    stream.set_read_timeout(Some(ASK))?;
+    Ok(stream)
 }
 
 /// Whether the rule closed the connection without a byte: a reset at
-/// accept reads as an error or an end of input.
-fn refused(mut stream: TcpStream) -> bool {
+/// accept reads as an error or an end of input, or, when it arrives
+/// before the connect finished, fails the connect itself.
+fn refused(connected: std::io::Result<TcpStream>) -> bool {
     use std::io::Write;
+    let Ok(mut stream) = connected else {
+        return true;
+    };
     let _ = stream.write_all(b"hello");
     let mut buf = [0u8; 16];
     matches!(stream.read(&mut buf), Ok(0) | Err(_))
@@ -80,8 +70,8 @@ fn a_denied_tcp_source_is_reset_while_an_allowed_one_passes() {
     assert!(echo_ok(local(port)), "127.0.0.1 is allowed");
     assert!(refused(tcp_from("127.0.0.2", local(port))));
     wait_for("source_denied in rule-stats and /metrics", DEADLINE, || {
-        let counted = rule_stats(&server, &id)["source_denied"].as_u64()? >= 1
-            && metric(&server, "portunus_rule_source_denied_total", &id)? >= 1.0;
+        let counted = server.rule_stats(&id)["source_denied"].as_u64()? >= 1
+            && server.rule_metric("portunus_rule_source_denied_total", &id)? >= 1.0;
         counted.then_some(())
     });
 }
@@ -103,7 +93,7 @@ fn a_denied_udp_source_is_dropped_while_an_allowed_one_passes() {
     let outside = udp_from("127.0.0.2");
     assert_eq!(udp_ask(&outside, local(port), b"out", SILENCE), None);
     let stats = wait_for("source_denied in rule-stats", DEADLINE, || {
-        let s = rule_stats(&server, &id);
+        let s = server.rule_stats(&id);
         (s["source_denied"].as_u64()? >= 1).then_some(s)
     });
     assert_eq!(
@@ -111,7 +101,7 @@ fn a_denied_udp_source_is_dropped_while_an_allowed_one_passes() {
         "no flow for the refused source: {stats}"
     );
     wait_for("portunus_rule_source_denied_total", DEADLINE, || {
-        (metric(&server, "portunus_rule_source_denied_total", &id)? >= 1.0).then_some(())
+        (server.rule_metric("portunus_rule_source_denied_total", &id)? >= 1.0).then_some(())
     });
 }
 
@@ -172,27 +162,6 @@ fn a_removed_udp_rule_keeps_its_flows_answering_while_it_drains() {
     );
 }
 
-/// A TCP echo backend on `[::1]:0`.
-fn echo_server_v6() -> SocketAddr {
-    let l = std::net::TcpListener::bind("[::1]:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { break };
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 fn v6(port: u16) -> SocketAddr {
     SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
 }
@@ -250,7 +219,7 @@ fn a_listen_address_narrows_the_rule_to_it() {
 fn an_ipv6_target_is_reached_and_sees_a_v6_proxy_header() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _client) = fleet(dir.path());
-    let backend = echo_server_v6();
+    let backend = echo_server_on("[::1]:0");
     let target = format!("[::1]:{}@1", backend.port());
     let (_, port) = server.push_on_free_port("edge-01", &["--target", &target]);
     assert!(echo_ok(local(port)), "an IPv4 peer reaches the IPv6 target");

@@ -68,19 +68,6 @@ fn push_udp_port(server: &Server, target: SocketAddr) -> (String, u16) {
     (id, listen.parse().unwrap())
 }
 
-fn rule_stats(server: &Server, id: &str) -> Value {
-    serde_json::from_str(&server.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
-}
-
-/// The value of the metric series `name` for rule `id`, when present.
-fn metric(server: &Server, name: &str, id: &str) -> Option<f64> {
-    let prefix = format!(r#"{name}{{client="edge-01",rule="{id}",owner="_superadmin"}} "#);
-    server
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
-}
-
 #[test]
 fn udp_echo_through_a_rule_with_stats_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,16 +84,16 @@ fn udp_echo_through_a_rule_with_stats_and_metrics() {
     assert_eq!(rules[0]["protocol"], "udp");
     assert_eq!(rules[0]["state"], "active");
     let stats = wait_for("UDP counters in rule-stats", DEADLINE, || {
-        let s = rule_stats(&server, &id);
+        let s = server.rule_stats(&id);
         (s["udp_datagrams_in"].as_u64()? >= 1 && s["udp_datagrams_out"].as_u64()? >= 1).then_some(s)
     });
     assert_eq!(stats["active_flows"], 1, "{stats}");
     assert!(stats["bytes_in"].as_u64().unwrap() >= 9, "{stats}");
     wait_for("UDP metrics", DEADLINE, || {
-        let moved = metric(&server, "portunus_rule_udp_datagrams_in_total", &id)? >= 1.0
-            && metric(&server, "portunus_rule_udp_datagrams_out_total", &id)? >= 1.0
-            && metric(&server, "portunus_rule_active_flows", &id)? == 1.0
-            && metric(&server, "portunus_rule_flows_dropped_overflow_total", &id)? == 0.0;
+        let moved = server.rule_metric("portunus_rule_udp_datagrams_in_total", &id)? >= 1.0
+            && server.rule_metric("portunus_rule_udp_datagrams_out_total", &id)? >= 1.0
+            && server.rule_metric("portunus_rule_active_flows", &id)? == 1.0
+            && server.rule_metric("portunus_rule_flows_dropped_overflow_total", &id)? == 0.0;
         moved.then_some(())
     });
 
@@ -139,7 +126,7 @@ fn two_hundred_sources_each_get_their_own_payload() {
         }
     });
     wait_for("200 flows in rule-stats", DEADLINE, || {
-        (rule_stats(&server, &id)["active_flows"].as_u64()? == 200).then_some(())
+        (server.rule_stats(&id)["active_flows"].as_u64()? == 200).then_some(())
     });
 }
 
@@ -284,12 +271,12 @@ fn the_flow_cap_drops_the_fourth_source() {
         "the fourth source is over the cap"
     );
     let stats = wait_for("overflow drops in rule-stats", DEADLINE, || {
-        let s = rule_stats(&server, &id);
+        let s = server.rule_stats(&id);
         (s["flows_dropped_overflow"].as_u64()? > 0).then_some(s)
     });
     assert_eq!(stats["active_flows"], 3, "{stats}");
     wait_for("overflow drops in /metrics", DEADLINE, || {
-        (metric(&server, "portunus_rule_flows_dropped_overflow_total", &id)? > 0.0).then_some(())
+        (server.rule_metric("portunus_rule_flows_dropped_overflow_total", &id)? > 0.0).then_some(())
     });
     // The cap never evicts: the admitted sources are still answered.
     for s in &admitted {

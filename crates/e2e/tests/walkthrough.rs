@@ -10,10 +10,6 @@ use portunus_e2e::net::{echo_ok, echo_roundtrip, echo_server, payload, sha256};
 use portunus_e2e::{client_cmd, wait_connected, wait_for, Server, DEADLINE};
 use serde_json::Value;
 
-fn rule_stats(server: &Server, id: &str) -> Value {
-    serde_json::from_str(&server.cli_ok(&["rule-stats", id, "--format", "json"])).unwrap()
-}
-
 #[test]
 fn walkthrough_forwards_20_mib_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +41,7 @@ fn walkthrough_forwards_20_mib_and_reports_it() {
     assert!(text.contains(&id) && text.contains("active"), "{text}");
 
     let stats = wait_for("stats report with the transfer", DEADLINE, || {
-        let s = rule_stats(&server, &id);
+        let s = server.rule_stats(&id);
         (s["bytes_in"].as_u64()? >= data.len() as u64
             && s["bytes_out"].as_u64()? >= data.len() as u64)
             .then_some(s)
