@@ -114,6 +114,7 @@ codes! {
     RateLimited = "rate_limited", 429, 1, "Too many failed attempts; retry after `Retry-After` seconds.";
     BootstrapRequired = "bootstrap_required", 503, 1, "No superadmin exists yet; complete onboarding first.";
     StoreBusy = "store_busy", 503, 1, "The store is busy; retry.";
+    StoreUnavailable = "store_unavailable", 503, 69, "The database cannot be reached; the API answers again when it is back.";
     Internal = "internal", 500, 1, "An unexpected server failure.";
     // Local command-line failures, never sent over HTTP.
     TokenMissing = "token_missing", 400, 4, "`PORTUNUS_OPERATOR_TOKEN` is not set.";
@@ -122,6 +123,9 @@ codes! {
     ServerUnreachable = "server_unreachable", 503, 7, "The operator API could not be reached.";
     StoreInUse = "store_in_use", 503, 75, "Another process holds the data dir.";
     SchemaTooNew = "schema_too_new", 500, 78, "The store was written by a newer version.";
+    DatabaseUrlInvalid = "database_url_invalid", 400, 78, "The database URL is not a `postgres://` URL the server can use.";
+    SqliteOnly = "sqlite_only", 409, 64, "The command works on a SQLite data dir; on PostgreSQL use `pg_dump` / `pg_restore`.";
+    TargetNotEmpty = "target_not_empty", 409, 73, "`migrate-store` copies into an empty database only.";
 }
 
 impl ErrorCode {

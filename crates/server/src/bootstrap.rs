@@ -3,9 +3,9 @@
 //! config key.
 
 use crate::secrets::{hash_token, new_token};
+use crate::store::Connection;
 use crate::store::{now, onboarding, users, write_tx, StoreResult};
 use portunus_domain::names::{RESERVED_LEGACY, RESERVED_SUPERADMIN};
-use rusqlite::Connection;
 
 /// How long a setup token lives, in seconds.
 pub const SETUP_TOKEN_TTL_SECS: i64 = 30 * 60;

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub session_max_lifetime_secs: Option<i64>,
     pub audit_retention_days: Option<u32>,
     pub audit_max_rows: Option<u64>,
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]

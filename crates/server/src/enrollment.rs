@@ -1,10 +1,10 @@
 //! Creating enrollments: shared by the HTTP API and the offline CLI path.
 
 use crate::secrets::{hash_token, new_token};
+use crate::store::Connection;
 use crate::store::{clients, enrollments, write_tx, StoreResult};
 use portunus_domain::names::{validate_bare_host, validate_client_name};
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::Connection;
 use serde::Serialize;
 
 pub const DEFAULT_TTL_SECS: i64 = 600;

@@ -59,7 +59,7 @@ impl Retention {
 /// Repeats `delete` (one transaction each) until it deletes nothing.
 async fn in_batches(
     store: &Store,
-    delete: impl Fn(&rusqlite::Connection) -> StoreResult<u64> + Send + Sync + 'static,
+    delete: impl Fn(&crate::store::Connection) -> StoreResult<u64> + Send + Sync + 'static,
 ) -> StoreResult<u64> {
     let delete = Arc::new(delete);
     let mut total = 0;

@@ -6,7 +6,7 @@ use crate::config::{FileConfig, LogFormat};
 use crate::control::{incoming, ControlService};
 use crate::datadir::{self, DirLock};
 use crate::state::{ServerState, Shared};
-use crate::store::{users, Store};
+use crate::store::{users, Location, Store};
 use crate::{api, bootstrap, logging, tls};
 use anyhow::{Context, Result};
 use portunus_proto::pb::control_server::ControlServer;
@@ -41,11 +41,41 @@ pub struct ServeArgs {
     pub allow_unsafe_data_dir: bool,
 }
 
+/// `--database-url` (or `PORTUNUS_DATABASE_URL`), set once from the
+/// command line before any command runs.
+static DATABASE_URL_FLAG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+pub fn set_database_url_flag(url: Option<String>) {
+    let _ = DATABASE_URL_FLAG.set(url.filter(|u| !u.is_empty()));
+}
+
+/// Where the store of a data dir lives: the `--database-url` flag, else
+/// `database_url` of server.toml, else `state.db` in the data dir.
+pub fn store_location(data_dir: &Path) -> Result<Location> {
+    let flag = DATABASE_URL_FLAG.get().cloned().flatten();
+    let url = match flag {
+        Some(url) => Some(url),
+        None => FileConfig::load(data_dir)?.database_url,
+    };
+    match url {
+        None => Ok(Location::File(datadir::db_path(data_dir))),
+        Some(url) if crate::store::postgres::is_postgres_url(&url) => Ok(Location::Url(url)),
+        Some(url) => Err(portunus_domain::DomainError::new(
+            portunus_domain::ErrorCode::DatabaseUrlInvalid,
+            format!(
+                "the database URL {} is not a postgres:// or postgresql:// URL",
+                crate::store::postgres::redacted(&url)
+            ),
+        )
+        .into()),
+    }
+}
+
 /// Opens the store of a data dir, turning schema and format problems into
 /// their exit codes.
 pub fn open_store(data_dir: &Path) -> Result<Store> {
-    let db = datadir::db_path(data_dir);
-    Store::open(&db).map_err(|e| match e {
+    let location = store_location(data_dir)?;
+    Store::open_at(&location).map_err(|e| match e {
         crate::store::StoreError::Corrupt(why) => {
             let dir = data_dir.display();
             anyhow::Error::new(portunus_domain::DomainError::new(
@@ -55,7 +85,16 @@ pub fn open_store(data_dir: &Path) -> Result<Store> {
                      `portunus-server --data-dir {dir} restore --in <backup> --force`, or start \
                      empty with `portunus-server --data-dir {dir} reset --confirm --force`; \
                      either moves the unreadable file aside",
-                    db.display()
+                    location.describe()
+                ),
+            ))
+        }
+        crate::store::StoreError::Unavailable(why) => {
+            anyhow::Error::new(portunus_domain::DomainError::new(
+                portunus_domain::ErrorCode::StoreUnavailable,
+                format!(
+                    "cannot reach the database at {}: {why}",
+                    location.describe()
                 ),
             ))
         }
@@ -116,6 +155,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     }
     let material = tls::load(&config.tls_cert_path, &config.tls_key_path)?;
     let store = open_store(data_dir)?;
+    tracing::info!(store = %store_location(data_dir)?.describe(), "store open");
     if let Some(token) = config.operator_token.clone() {
         if store.blocking(|c| bootstrap::legacy_operator_token(c, &token))? {
             tracing::info!("operator_token minted the reserved _legacy superadmin");

@@ -25,7 +25,7 @@ pub fn onboarding_token(data_dir: &Path) -> Result<()> {
 fn no_user(user_id: &str) -> DomainError {
     DomainError::new(
         ErrorCode::UserNotFound,
-        format!("no user {user_id:?} in this data dir; reset-password never creates users"),
+        format!("no user {user_id:?} in this store; reset-password never creates users"),
     )
 }
 
@@ -59,10 +59,17 @@ pub fn reset_password(
     keep_api_tokens: bool,
 ) -> Result<()> {
     // Nothing is created for a data dir or store that does not exist.
-    if !datadir::db_path(data_dir).exists() {
+    let on_file = matches!(
+        crate::serve::store_location(data_dir)?,
+        crate::store::Location::File(_)
+    );
+    if on_file && !datadir::db_path(data_dir).exists() {
         return Err(no_user(user_id).into());
     }
-    let _lock = DirLock::acquire(data_dir)?;
+    let _lock = match on_file {
+        true => Some(DirLock::acquire(data_dir)?),
+        false => None,
+    };
     let store = open_store(data_dir)?;
     if !store.blocking(|c| users::exists(c, user_id))? {
         return Err(no_user(user_id).into());

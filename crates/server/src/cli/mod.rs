@@ -33,6 +33,15 @@ pub struct Cli {
     /// Operator API base URL [default: from server.toml, else http://127.0.0.1:7080]
     #[arg(long, global = true, env = "PORTUNUS_SERVER_URL")]
     pub server_url: Option<String>,
+    /// PostgreSQL store URL (`postgres://…`) instead of the data dir's
+    /// SQLite file [default: `database_url` of server.toml]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTUNUS_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -149,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::datadir::default_data_dir);
+    crate::serve::set_database_url_flag(cli.database_url.clone());
     let url = || http::server_url(cli.server_url.as_deref(), &data_dir);
     let api = || -> anyhow::Result<http::ApiClient> {
         Ok(http::ApiClient::new(url(), http::operator_token()?))

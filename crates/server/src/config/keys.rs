@@ -13,6 +13,11 @@ pub struct Key {
 
 pub const KEYS: &[Key] = &[
     Key {
+        name: "database_url",
+        default: "none (SQLite `state.db` in the data dir)",
+        meaning: "PostgreSQL 15+ store, `postgres://user:password@host:port/db`; `?sslmode=require` (with `sslrootcert=PATH`, else the system's roots) for TLS. Also `--database-url`",
+    },
+    Key {
         name: "control_listen",
         default: "`0.0.0.0:7443`",
         meaning: "gRPC listener (TLS) that clients dial",

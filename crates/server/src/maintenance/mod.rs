@@ -24,7 +24,8 @@ pub enum StorageCommand {
     /// A directory target gets portunus-state-<UTC timestamp>.db inside it.
     #[command(
         after_help = "Exit codes: 0 ok (prints the backup's path); 1 the target exists, \
-                            no database, not a SQLite file, I/O; 78 schema newer than this binary."
+                            no database, not a SQLite file, I/O; 64 the store is PostgreSQL (use \
+                            pg_dump); 78 schema newer than this binary."
     )]
     Backup {
         /// A file that does not exist yet, or an existing directory.
@@ -34,8 +35,9 @@ pub enum StorageCommand {
     /// Replace state.db with a backup; older schemas are migrated.
     #[command(
         after_help = "Exit codes: 0 ok; 1 not a SQLite/Portunus file, data dir not empty \
-                            without --force, failed check (data dir unchanged); 75 a server holds \
-                            the data dir; 78 backup schema newer than this binary."
+                            without --force, failed check (data dir unchanged); 64 the store is \
+                            PostgreSQL (use pg_restore); 75 a server holds the data dir; 78 backup \
+                            schema newer than this binary."
     )]
     Restore {
         /// The backup file.
@@ -51,8 +53,8 @@ pub enum StorageCommand {
     /// Keeps server.crt, server.key and server.toml.
     #[command(
         after_help = "Exit codes: 0 ok, dry run or nothing to remove; 1 state.db is not a \
-                            SQLite file (without --force), I/O; 75 a server holds the data dir; 78 \
-                            schema newer than this binary."
+                            SQLite file (without --force), I/O; 64 the store is PostgreSQL; 75 a \
+                            server holds the data dir; 78 schema newer than this binary."
     )]
     Reset {
         /// Remove the files; without it, only list them.
@@ -67,6 +69,21 @@ pub enum StorageCommand {
 
 impl StorageCommand {
     pub fn run(self, data_dir: &Path) -> anyhow::Result<()> {
+        if let crate::store::Location::Url(url) = crate::serve::store_location(data_dir)? {
+            let (verb, instead) = match self {
+                StorageCommand::Backup { .. } => ("backup", "pg_dump --format=custom"),
+                StorageCommand::Restore { .. } => ("restore", "pg_restore into an empty database"),
+                StorageCommand::Reset { .. } => ("reset", "DROP DATABASE and CREATE DATABASE"),
+            };
+            return Err(DomainError::new(
+                ErrorCode::SqliteOnly,
+                format!(
+                    "{verb} works on the SQLite file of a data dir; this store is PostgreSQL at {}: use {instead} (see docs/operations.md)",
+                    crate::store::postgres::redacted(&url)
+                ),
+            )
+            .into());
+        }
         match self {
             StorageCommand::Backup { out } => backup::backup(data_dir, &out),
             StorageCommand::Restore { input, force } => restore::restore(data_dir, &input, force),

@@ -111,10 +111,11 @@ pub fn restore(data_dir: &Path, input: &Path, force: bool) -> Result<()> {
 fn prepare(staged: &Path) -> Result<()> {
     let store = Store::open(staged)
         .map_err(|e| anyhow::anyhow!("the backup cannot be opened and migrated: {e}"))?;
-    store
-        .blocking(|c| Ok(integrity_check(c)))?
-        .context("the restored database is not sound")?;
-    store.blocking(|c| Ok(c.pragma_update(None, "journal_mode", "DELETE")?))?;
+    let sqlite = |f: &dyn Fn(&rusqlite::Connection) -> Result<()>| -> Result<()> {
+        store.sqlite(f).expect("a staged restore is a SQLite file")
+    };
+    sqlite(&|c| integrity_check(c).context("the restored database is not sound"))?;
+    sqlite(&|c| Ok(c.pragma_update(None, "journal_mode", "DELETE")?))?;
     drop(store);
     if sidecars(staged).iter().any(|p| p.exists()) {
         anyhow::bail!(

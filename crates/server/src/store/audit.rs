@@ -1,8 +1,8 @@
 //! The durable audit trail: one row per operator API request. Rows hold
 //! who, what route, and the decision; never a secret or a request body.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::StoreResult;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -43,7 +43,7 @@ pub struct Entry {
     pub reason: String,
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<Entry> {
+fn from_row(r: &Row) -> StoreResult<Entry> {
     Ok(Entry {
         id: r.get(0)?,
         at_ms: r.get(1)?,
@@ -58,18 +58,18 @@ fn from_row(r: &Row) -> rusqlite::Result<Entry> {
 /// Appends a batch. Run inside a write transaction so a batch costs one
 /// commit.
 pub fn insert_batch(conn: &Connection, entries: &[NewEntry]) -> StoreResult<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO audit (at_ms, actor, method, path, outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
     for e in entries {
-        stmt.execute(params![
+        conn.execute(
+            "INSERT INTO audit (at_ms, actor, method, path, outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
             e.at_ms,
             e.actor,
             e.method,
             e.path,
             e.outcome.as_str(),
             e.reason
-        ])?;
+            ],
+        )?;
     }
     Ok(())
 }
@@ -93,9 +93,9 @@ pub struct Query {
 pub fn query(conn: &Connection, q: &Query) -> StoreResult<(Vec<Entry>, Option<i64>)> {
     let mut stmt = conn.prepare(
         "SELECT id, at_ms, actor, method, path, outcome, reason FROM audit
-         WHERE (?1 IS NULL OR outcome = ?1) AND (?2 IS NULL OR at_ms >= ?2)
-           AND (?3 IS NULL OR at_ms < ?3) AND (?4 IS NULL OR id < ?4)
-           AND (?6 IS NULL OR actor = ?6)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR outcome = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
+           AND (CAST(?3 AS BIGINT) IS NULL OR at_ms < ?3) AND (CAST(?4 AS BIGINT) IS NULL OR id < ?4)
+           AND (CAST(?6 AS TEXT) IS NULL OR actor = ?6)
          ORDER BY id DESC LIMIT ?5",
     )?;
     let rows: Vec<Entry> = stmt
@@ -124,7 +124,7 @@ pub fn prune(conn: &Connection, before_ms: i64, dry_run: bool) -> StoreResult<u6
         conn.query_row(
             "SELECT COUNT(*) FROM audit WHERE at_ms < ?1",
             [before_ms],
-            |r| r.get::<_, i64>(0),
+            |r| r.get::<i64>(0),
         )? as u64
     } else {
         conn.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms])? as u64

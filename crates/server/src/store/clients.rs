@@ -1,8 +1,8 @@
 //! Edge clients: identity, address, credential hash, revocation.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::{now, StoreError, StoreResult};
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRow {
@@ -16,7 +16,7 @@ pub struct ClientRow {
 
 const COLS: &str = "id, name, address, created_at, enrolled_at, revoked_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<ClientRow> {
+fn from_row(r: &Row) -> StoreResult<ClientRow> {
     Ok(ClientRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -54,7 +54,9 @@ pub fn by_token_hash(conn: &Connection, hash: &str) -> StoreResult<Option<Client
 pub fn list(conn: &Connection) -> StoreResult<Vec<ClientRow>> {
     let sql = format!("SELECT {COLS} FROM clients ORDER BY name");
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    let rows = stmt
+        .query_map(params![], from_row)?
+        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -73,16 +75,16 @@ pub struct RuleCounts {
 pub fn rule_counts(conn: &Connection) -> StoreResult<Vec<RuleCounts>> {
     let mut stmt = conn.prepare(
         "SELECT c.id, c.name,
-                COALESCE(SUM(r.enabled = 1 AND r.state = 'pending'), 0),
-                COALESCE(SUM(r.enabled = 1 AND r.state = 'active'), 0),
-                COALESCE(SUM(r.enabled = 1 AND r.state = 'failed'), 0),
-                COALESCE(SUM(r.enabled = 0), 0)
+                CAST(COALESCE(SUM(CASE WHEN r.enabled = 1 AND r.state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN r.enabled = 1 AND r.state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN r.enabled = 1 AND r.state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN r.enabled = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
          FROM clients c LEFT JOIN rules r ON r.client_id = c.id
          WHERE c.enrolled_at IS NOT NULL AND c.revoked_at IS NULL
          GROUP BY c.id ORDER BY c.name",
     )?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             Ok(RuleCounts {
                 id: r.get(0)?,
                 name: r.get(1)?,

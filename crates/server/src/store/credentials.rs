@@ -1,9 +1,9 @@
 //! API credentials (bearer tokens) of users. Rows keep only the token's
 //! SHA-256; rotation swaps the hash in place so the credential id stays.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::{now, users, StoreError, StoreResult};
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRow {
@@ -17,7 +17,7 @@ pub struct CredentialRow {
 
 const COLS: &str = "id, user_id, label, created_at, rotated_at, revoked_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<CredentialRow> {
+fn from_row(r: &Row) -> StoreResult<CredentialRow> {
     Ok(CredentialRow {
         id: r.get(0)?,
         user_id: r.get(1)?,

@@ -1,7 +1,7 @@
 //! One-time enrollment codes. Only a hash of each code is stored.
 
+use super::db::{params, Connection, OptionalExtension};
 use super::{now, StoreResult};
-use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentRow {

@@ -1,11 +1,11 @@
 //! Grants: which client (or every client), listen-port range and protocols
 //! a user may push rules for.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::rules::{self, RuleRow};
 use super::{now, StoreError, StoreResult};
 use portunus_domain::rule::Protocol;
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRow {
@@ -31,7 +31,7 @@ pub struct NewGrant<'a> {
 const SELECT: &str = "SELECT g.id, g.user_id, g.client_id, c.name, g.port_start, g.port_end, g.protocols, g.created_at
                       FROM grants g LEFT JOIN clients c ON c.id = g.client_id";
 
-fn from_row(r: &Row) -> rusqlite::Result<GrantRow> {
+fn from_row(r: &Row) -> StoreResult<GrantRow> {
     let protocols: String = r.get(6)?;
     Ok(GrantRow {
         id: r.get(0)?,
@@ -80,7 +80,7 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<GrantRow> {
 /// Grants, of one user or all, oldest first.
 pub fn list(conn: &Connection, user_id: Option<&str>) -> StoreResult<Vec<GrantRow>> {
     let mut stmt = conn.prepare(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR g.user_id = ?1) ORDER BY g.created_at, g.id"
+        "{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR g.user_id = ?1) ORDER BY g.created_at, g.id"
     ))?;
     let rows = stmt
         .query_map(params![user_id], from_row)?

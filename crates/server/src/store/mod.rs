@@ -1,26 +1,35 @@
-//! The SQLite store: one connection behind a mutex, used from a blocking
-//! thread so async workers never wait on disk. Writes run in
-//! `BEGIN IMMEDIATE` transactions so a multi-row change is all or nothing.
+//! The store: one API over two engines. SQLite (a file in the data dir,
+//! the default) and PostgreSQL (`--database-url`). Callers hand a closure
+//! to [`Store::call`] or [`Store::write`]; it runs on a blocking thread, so
+//! async workers never wait on the database, with a [`db::Connection`] that
+//! speaks to whichever engine is open. Writes run in transactions that
+//! exclude each other (`BEGIN IMMEDIATE` on SQLite, one advisory lock on
+//! PostgreSQL), so a multi-row change is all or nothing and invariants
+//! checked inside it (listen-port conflicts, the last superadmin) hold.
 
 pub mod audit;
 pub mod clients;
 pub mod credentials;
+pub mod db;
 pub mod enrollments;
 pub mod grants;
 mod migrations;
 pub mod onboarding;
 pub mod owner_caps;
+pub mod postgres;
 pub mod push_keys;
 pub mod rules;
 pub mod sessions;
 pub mod settings;
+pub mod sqlite;
 pub mod users;
 
+pub use db::{Connection, EngineKind, Transaction};
 pub use migrations::LATEST_VERSION;
+pub use sqlite::{has_sqlite_header, schema_version, SQLITE_HEADER};
 
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Store failures, by kind. The API turns them into stable codes in one
@@ -29,25 +38,20 @@ use std::sync::{Arc, Mutex};
 pub enum StoreError {
     #[error("the database is busy")]
     Busy,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Domain(#[from] DomainError),
     #[error("the database file is not a Portunus SQLite database: {0}")]
     Corrupt(String),
     #[error("the database schema is version {found}, newer than this binary supports ({supported}); use a newer portunus-server")]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error("{0}")]
+    Config(String),
+    #[error("the query returned no rows")]
+    NoRows,
     #[error("storage failure: {0}")]
     Internal(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode as C;
-        match e.sqlite_error_code() {
-            Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy,
-            Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt(e.to_string()),
-            _ => StoreError::Internal(e.to_string()),
-        }
-    }
 }
 
 impl StoreError {
@@ -55,8 +59,12 @@ impl StoreError {
         match self {
             StoreError::Domain(d) => d.code,
             StoreError::Busy => ErrorCode::StoreBusy,
+            StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
             StoreError::SchemaTooNew { .. } => ErrorCode::SchemaTooNew,
-            StoreError::Corrupt(_) | StoreError::Internal(_) => ErrorCode::Internal,
+            StoreError::Config(_) => ErrorCode::DatabaseUrlInvalid,
+            StoreError::Corrupt(_) | StoreError::NoRows | StoreError::Internal(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 }
@@ -66,10 +74,18 @@ impl From<StoreError> for DomainError {
         match e {
             StoreError::Domain(d) => d,
             StoreError::Busy => DomainError::new(ErrorCode::StoreBusy, "the store is busy; retry"),
-            StoreError::SchemaTooNew { .. } => {
-                DomainError::new(ErrorCode::SchemaTooNew, e.to_string())
+            StoreError::Unavailable(ref why) => {
+                // The driver's words stay in the log: they may name hosts.
+                tracing::warn!(error = %why, "the database is unavailable");
+                DomainError::new(
+                    ErrorCode::StoreUnavailable,
+                    "the database is unavailable; retry when it is back",
+                )
             }
-            StoreError::Corrupt(_) | StoreError::Internal(_) => {
+            StoreError::SchemaTooNew { .. } | StoreError::Config(_) => {
+                DomainError::new(e.code(), e.to_string())
+            }
+            StoreError::Corrupt(_) | StoreError::NoRows | StoreError::Internal(_) => {
                 tracing::error!(error = %e, "store failure");
                 DomainError::new(ErrorCode::Internal, "internal storage error")
             }
@@ -79,9 +95,55 @@ impl From<StoreError> for DomainError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    File(PathBuf),
+    /// A PostgreSQL URL (`postgres://…`).
+    Url(String),
+}
+
+impl Location {
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            Location::File(_) => EngineKind::Sqlite,
+            Location::Url(_) => EngineKind::Postgres,
+        }
+    }
+
+    /// Names the location for messages and logs, without a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::File(p) => p.display().to_string(),
+            Location::Url(u) => postgres::redacted(u),
+        }
+    }
+}
+
+enum Engine {
+    Sqlite(Mutex<rusqlite::Connection>),
+    Postgres(postgres::PgEngine),
+}
+
+impl Engine {
+    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        match self {
+            Engine::Sqlite(conn) => {
+                let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut Connection::new(db::Session::Sqlite(&guard)))
+            }
+            Engine::Postgres(pg) => {
+                let session = pg.session()?;
+                f(&mut Connection::new(db::Session::Postgres(&session)))
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    engine: Arc<Engine>,
 }
 
 /// Seconds since the Unix epoch; every timestamp column uses it.
@@ -92,84 +154,36 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The SQLite header every database file starts with.
-pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
-/// True when the file starts with the SQLite header.
-pub fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut buf = [0u8; 16];
-    let mut f = std::fs::File::open(path)?;
-    match f.read_exact(&mut buf) {
-        Ok(()) => Ok(&buf == SQLITE_HEADER),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-fn configure(conn: &Connection) -> StoreResult<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL makes every acknowledged write durable across power loss too.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(())
-}
-
-/// Reads `PRAGMA user_version` without changing the database.
-pub fn schema_version(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
-}
-
-/// Creates the database file 0600 (or tightens an existing one) before
-/// SQLite opens it: SQLite gives its -wal and -shm files the database's
-/// mode, so the whole state is private whatever the directory's mode or
-/// the umask.
-fn owner_only(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
-
 impl Store {
-    /// Opens (creating if needed) and migrates the database. Refuses a
-    /// schema newer than this binary before touching anything.
+    /// Opens (creating if needed) and migrates a SQLite database file.
+    /// Refuses a schema newer than this binary before touching anything.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        // An empty file is an empty database to SQLite (and what
-        // `owner_only` leaves if the first open is interrupted).
-        let empty = std::fs::metadata(path)
-            .map(|m| m.len() == 0)
-            .unwrap_or(true);
-        if !empty && !has_sqlite_header(path).map_err(|e| StoreError::Internal(e.to_string()))? {
-            return Err(StoreError::Corrupt(format!(
-                "{} has no SQLite header",
-                path.display()
-            )));
-        }
-        owner_only(path).map_err(|e| {
-            StoreError::Internal(format!("cannot make {} private: {e}", path.display()))
-        })?;
-        let mut conn = Connection::open(path)?;
-        let found = schema_version(&conn)?;
-        if found > LATEST_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                found,
-                supported: LATEST_VERSION,
-            });
-        }
-        configure(&conn)?;
-        migrations::migrate(&mut conn)?;
+        let conn = sqlite::open(path)?;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
+            engine: Arc::new(Engine::Sqlite(Mutex::new(conn))),
         })
+    }
+
+    /// Connects to a PostgreSQL database and migrates it.
+    pub fn open_postgres(url: &str) -> StoreResult<Store> {
+        let engine = run_outside_async(|| postgres::PgEngine::open(url))?;
+        Ok(Store {
+            engine: Arc::new(Engine::Postgres(engine)),
+        })
+    }
+
+    pub fn open_at(location: &Location) -> StoreResult<Store> {
+        match location {
+            Location::File(p) => Store::open(p),
+            Location::Url(u) => Store::open_postgres(u),
+        }
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        match *self.engine {
+            Engine::Sqlite(_) => EngineKind::Sqlite,
+            Engine::Postgres(_) => EngineKind::Postgres,
+        }
     }
 
     /// Runs `f` on the blocking pool. Use from async code.
@@ -178,13 +192,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.run(f))
+            .await
+            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
     }
 
     /// Runs a write transaction on the blocking pool.
@@ -196,30 +207,100 @@ impl Store {
         self.call(move |conn| write_tx(conn, f)).await
     }
 
-    /// Runs `f` on the current thread. For offline commands only.
-    pub fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    /// Runs `f` on the current thread. For offline commands and start-up.
+    pub fn blocking<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send,
+    ) -> StoreResult<T> {
+        match *self.engine {
+            Engine::Sqlite(_) => self.engine.run(f),
+            Engine::Postgres(_) => run_outside_async(|| self.engine.run(f)),
+        }
+    }
+
+    /// The schema version the database holds.
+    pub fn schema_version(&self) -> StoreResult<i64> {
+        match &*self.engine {
+            Engine::Sqlite(conn) => {
+                sqlite::schema_version(&conn.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            Engine::Postgres(pg) => {
+                run_outside_async(|| migrations::postgres::schema_version(&pg.session()?))
+            }
+        }
+    }
+
+    /// The SQLite connection, for the file-level maintenance commands
+    /// (backup, restore); `None` on PostgreSQL.
+    pub fn sqlite<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> T) -> Option<T> {
+        match &*self.engine {
+            Engine::Sqlite(conn) => {
+                let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                Some(f(&guard))
+            }
+            Engine::Postgres(_) => None,
+        }
     }
 }
 
-/// One `BEGIN IMMEDIATE` transaction: committed when `f` succeeds, rolled
-/// back otherwise.
+/// The PostgreSQL engine blocks its thread on its own runtime, which tokio
+/// forbids on an async worker: there, hand the worker's other tasks away
+/// first, or (on a single-threaded runtime) block another thread.
+fn run_outside_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(f)
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }),
+        Err(_) => f(),
+    }
+}
+
+/// One write transaction: committed when `f` succeeds, rolled back
+/// otherwise.
 pub fn write_tx<T>(
     conn: &mut Connection,
     f: impl FnOnce(&Transaction) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let out = f(&tx)?;
-    tx.commit()?;
-    Ok(out)
+    conn.begin_write()?;
+    match f(conn) {
+        Ok(out) => {
+            conn.commit()?;
+            Ok(out)
+        }
+        Err(e) => {
+            conn.rollback();
+            Err(e)
+        }
+    }
 }
 
+/// A store for one test: a SQLite file in a temp dir, or with
+/// `PORTUNUS_TEST_ENGINE=postgres` a fresh database in the cluster
+/// `PORTUNUS_TEST_POSTGRES_URL` names.
 #[cfg(test)]
 pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("state.db")).expect("open");
+    let store = match std::env::var("PORTUNUS_TEST_ENGINE").as_deref() {
+        Ok("postgres") => Store::open_postgres(&test_database_url()).expect("open"),
+        _ => Store::open(&dir.path().join("state.db")).expect("open"),
+    };
     (dir, store)
+}
+
+/// A fresh, empty PostgreSQL database for one test. Fails (never skips)
+/// without a cluster to create it in.
+#[cfg(test)]
+pub(crate) fn test_database_url() -> String {
+    let admin = std::env::var("PORTUNUS_TEST_POSTGRES_URL").expect(
+        "PORTUNUS_TEST_POSTGRES_URL is not set: start a throwaway cluster with \
+         `eval \"$(bash scripts/pg-cluster.sh start /tmp/portunus-pg)\"` (or run `bash .ci/run`)",
+    );
+    postgres::create_database(&admin).expect("create a test database")
 }
 
 #[cfg(test)]
@@ -232,7 +313,7 @@ mod tests {
         let path = dir.path().join("state.db");
         drop(Store::open(&path).unwrap());
         {
-            let c = Connection::open(&path).unwrap();
+            let c = rusqlite::Connection::open(&path).unwrap();
             c.pragma_update(None, "user_version", LATEST_VERSION + 1)
                 .unwrap();
         }
@@ -256,7 +337,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         store
             .blocking(|c| {
-                c.execute("CREATE TABLE t (x)", [])?;
+                c.execute("CREATE TABLE t (x)", db::params![])?;
                 Ok(())
             })
             .unwrap();
@@ -276,7 +357,7 @@ mod tests {
     #[test]
     fn migrates_to_latest() {
         let (_d, store) = test_store();
-        let v = store.blocking(|c| schema_version(c)).unwrap();
+        let v = store.schema_version().unwrap();
         assert_eq!(v, LATEST_VERSION);
     }
 }

@@ -1,7 +1,7 @@
 //! The first-run setup token: one row, only its hash, with an expiry.
 
+use super::db::{params, Connection, OptionalExtension};
 use super::StoreResult;
-use rusqlite::{params, Connection, OptionalExtension};
 
 /// Replaces the setup token.
 pub fn set(conn: &Connection, token_hash: &str, expires_at: i64) -> StoreResult<()> {
@@ -18,7 +18,7 @@ pub fn matches(conn: &Connection, token_hash: &str, at: i64) -> StoreResult<bool
     let stored: Option<(String, i64)> = conn
         .query_row(
             "SELECT token_hash, expires_at FROM setup_token WHERE id = 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -33,7 +33,7 @@ pub fn matches(conn: &Connection, token_hash: &str, at: i64) -> StoreResult<bool
 
 /// Consumes the token: it opens onboarding once.
 pub fn clear(conn: &Connection) -> StoreResult<()> {
-    conn.execute("DELETE FROM setup_token", [])?;
+    conn.execute("DELETE FROM setup_token", params![])?;
     Ok(())
 }
 

@@ -1,14 +1,13 @@
 //! Per-owner rate-limit envelopes: one per (client, owner). An envelope caps
 //! the sum of that owner's rules on the client.
 
+use super::db::{params, Connection, OptionalExtension};
 use super::{now, StoreError, StoreResult};
 use portunus_domain::rule::RateLimit;
-use rusqlite::{params, Connection, OptionalExtension};
 
-fn decode(json: String) -> rusqlite::Result<RateLimit> {
-    serde_json::from_str(&json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn decode(json: String) -> StoreResult<RateLimit> {
+    serde_json::from_str(&json)
+        .map_err(|e| StoreError::Internal(format!("column 0 holds bad JSON: {e}")))
 }
 
 pub fn get(conn: &Connection, client_id: &str, owner: &str) -> StoreResult<Option<RateLimit>> {
@@ -29,7 +28,7 @@ pub fn list(conn: &Connection, client_id: &str) -> StoreResult<Vec<(String, Rate
     )?;
     let rows = stmt
         .query_map([client_id], |r| {
-            Ok((r.get::<_, String>(0)?, decode(r.get(1)?)?))
+            Ok((r.get::<String>(0)?, decode(r.get(1)?)?))
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
@@ -41,7 +40,7 @@ pub fn owners_with_rules(conn: &Connection, client_id: &str) -> StoreResult<Vec<
         "SELECT owner, COUNT(*) FROM rules WHERE client_id = ?1 GROUP BY owner ORDER BY owner",
     )?;
     let rows = stmt
-        .query_map([client_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .query_map([client_id], |r| Ok((r.get(0)?, r.get::<i64>(1)? as u64)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

@@ -3,9 +3,9 @@
 //! the first attempt stored instead of storing a second one. A key lives
 //! as long as its rule: once the rule is gone, the key is free again.
 
+use super::db::{params, Connection, OptionalExtension};
 use super::rules::{self, RuleRow};
 use super::{now, StoreResult};
-use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a key says about a push.
 #[derive(Debug)]
@@ -46,8 +46,10 @@ pub fn record(
     rule_id: &str,
 ) -> StoreResult<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO push_keys (owner, key, request_hash, rule_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO push_keys (owner, key, request_hash, rule_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (owner, key) DO UPDATE SET request_hash = excluded.request_hash,
+             rule_id = excluded.rule_id, created_at = excluded.created_at",
         params![owner, key, request_hash, rule_id, now()],
     )?;
     Ok(())

@@ -1,9 +1,9 @@
 //! Rules: their spec (JSON), owner, client and last known state.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::{now, StoreError, StoreResult};
 use portunus_domain::rule::{check_listen_conflict, RuleSpec};
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// `pending` until the client reports an outcome, then `active` or
 /// `failed`; `disabled` while an operator has switched the rule off (it is
@@ -64,11 +64,10 @@ const SELECT: &str = "SELECT r.id, r.client_id, c.name, r.owner, r.spec, r.state
                              r.enabled, r.name, r.note
                       FROM rules r JOIN clients c ON c.id = r.client_id";
 
-fn from_row(r: &Row) -> rusqlite::Result<RuleRow> {
+fn from_row(r: &Row) -> StoreResult<RuleRow> {
     let spec: String = r.get(4)?;
-    let spec = serde_json::from_str(&spec).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let spec = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Internal(format!("column 4 holds bad JSON: {e}")))?;
     let state: String = r.get(5)?;
     let enabled: bool = r.get(9)?;
     Ok(RuleRow {
@@ -124,8 +123,8 @@ pub fn list_named(
     name: Option<&str>,
 ) -> StoreResult<Vec<RuleRow>> {
     let sql = format!(
-        "{SELECT} WHERE (?1 IS NULL OR r.client_id = ?1) AND (?2 IS NULL OR r.owner = ?2)
-                    AND (?3 IS NULL OR r.name = ?3) ORDER BY r.created_at, r.id"
+        "{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR r.client_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR r.owner = ?2)
+                    AND (CAST(?3 AS TEXT) IS NULL OR r.name = ?3) ORDER BY r.created_at, r.id"
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt

@@ -1,8 +1,8 @@
 //! Web sessions. The cookie carries a random id; only its SHA-256 is
 //! stored, so a database dump cannot be replayed as a login.
 
+use super::db::{params, Connection};
 use super::StoreResult;
-use rusqlite::{params, Connection};
 
 /// How long a session may live: `idle_secs` without a request ends it, and
 /// so does `max_secs` after login whatever the activity.

@@ -1,7 +1,7 @@
 //! Operator settings that outlive a restart (key/value).
 
+use super::db::{params, Connection, OptionalExtension};
 use super::StoreResult;
-use rusqlite::{params, Connection, OptionalExtension};
 
 pub const ADVERTISED_ENDPOINT: &str = "advertised_endpoint";
 

@@ -2,10 +2,10 @@
 //! of secrets are stored: tokens carry 256 bits of entropy, so SHA-256 is
 //! enough for them; passwords are Argon2id PHC strings.
 
+use super::db::{params, Connection, OptionalExtension, Row};
 use super::rules::{self, RuleRow};
 use super::{now, StoreResult};
 use portunus_domain::{DomainError, ErrorCode};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -58,7 +58,7 @@ pub struct UserRow {
 const COLS: &str =
     "id, display_name, role, disabled, password_hash IS NOT NULL, password_temporary, created_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<UserRow> {
+fn from_row(r: &Row) -> StoreResult<UserRow> {
     let role: String = r.get(2)?;
     Ok(UserRow {
         user_id: r.get(0)?,
@@ -91,7 +91,7 @@ pub fn refuse_if_superadmin(conn: &Connection, message: &str) -> StoreResult<()>
 pub fn active_superadmins(conn: &Connection) -> StoreResult<u64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM users WHERE role = 'superadmin' AND disabled = 0",
-        [],
+        params![],
         |r| r.get(0),
     )?)
 }
@@ -135,7 +135,9 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<UserRow> {
 
 pub fn list(conn: &Connection) -> StoreResult<Vec<UserRow>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM users ORDER BY id"))?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    let rows = stmt
+        .query_map(params![], from_row)?
+        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -315,7 +317,7 @@ mod tests {
                 let actor = actor_for_token(c, "hash-a")?.unwrap();
                 assert_eq!(actor.role, Role::Superadmin);
                 assert!(actor_for_token(c, "hash-b")?.is_none());
-                c.execute("UPDATE users SET disabled = 1", [])?;
+                c.execute("UPDATE users SET disabled = 1", params![])?;
                 assert!(actor_for_token(c, "hash-a")?.is_none());
                 Ok(())
             })
@@ -369,7 +371,7 @@ mod tests {
                 c.execute(
                     "INSERT INTO sessions (id_hash, user_id, created_at, expires_at, last_seen_at)
                      VALUES ('s1', 'alice', 0, 100, 0)",
-                    [],
+                    params![],
                 )?;
                 let s = actor_for_session(c, "s1", 50, 1000)?.unwrap();
                 assert_eq!((s.actor.user_id.as_str(), s.temporary), ("alice", true));

@@ -1,7 +1,8 @@
-//! Versioned schema migrations. The version lives in `PRAGMA user_version`,
-//! so any SQLite tool can read it. Append new steps; never edit old ones.
+//! SQLite's schema steps. The version lives in `PRAGMA user_version`, so
+//! any SQLite tool can read it. Append new steps; never edit old ones; add
+//! the same step to `postgres.rs` under the same number.
 
-use super::{StoreError, StoreResult};
+use super::super::{StoreError, StoreResult};
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
@@ -154,9 +155,6 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 6;
-
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     migrations()
         .to_latest(conn)
@@ -172,8 +170,8 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::migrate(&mut conn).unwrap();
         assert_eq!(
-            super::super::schema_version(&conn).unwrap(),
-            super::LATEST_VERSION
+            crate::store::sqlite::schema_version(&conn).unwrap(),
+            crate::store::LATEST_VERSION
         );
     }
 }
