@@ -5,6 +5,7 @@
 pub mod browser;
 mod log;
 pub mod net;
+pub mod pg;
 pub mod promql;
 pub mod tools;
 
@@ -63,6 +64,14 @@ fn clean_env(cmd: &mut Command, home: &Path) {
     }
     cmd.env("HOME", home);
     cmd.env("RUST_LOG", "info");
+}
+
+/// On the PostgreSQL pass, points a server process on `dir` at that data
+/// dir's own database.
+fn engine_env(cmd: &mut Command, dir: &Path) {
+    if let Some(url) = pg::database_for(dir) {
+        cmd.env("PORTUNUS_DATABASE_URL", url);
+    }
 }
 
 /// Sends a signal through kill(1), which keeps this crate free of unsafe.
@@ -160,6 +169,7 @@ impl Server {
             }
         };
         clean_env(&mut cmd, dir);
+        engine_env(&mut cmd, dir);
         cmd.arg("--data-dir")
             .arg(dir)
             .arg("serve")
@@ -349,6 +359,7 @@ pub fn bootstrap_superadmin(dir: &Path) -> String {
 pub fn run_server_cli(dir: &Path, url: Option<&str>, token: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin("portunus-server"));
     clean_env(&mut cmd, dir);
+    engine_env(&mut cmd, dir);
     cmd.arg("--data-dir").arg(dir);
     if let Some(u) = url {
         cmd.arg("--server-url").arg(u);
@@ -367,6 +378,7 @@ pub fn run_server_cli_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     let mut cmd = Command::new(bin("portunus-server"));
     clean_env(&mut cmd, dir);
+    engine_env(&mut cmd, dir);
     cmd.arg("--data-dir")
         .arg(dir)
         .args(args)
@@ -380,10 +392,12 @@ pub fn run_server_cli_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("wait for portunus-server")
 }
 
-/// `portunus-server` with a clean environment and HOME at `home`.
+/// `portunus-server` with a clean environment and HOME at `home`, the data
+/// dir it serves from.
 pub fn server_cmd(home: &Path) -> Command {
     let mut cmd = Command::new(bin("portunus-server"));
     clean_env(&mut cmd, home);
+    engine_env(&mut cmd, home);
     cmd.stdin(Stdio::null());
     cmd
 }

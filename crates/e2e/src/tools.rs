@@ -30,19 +30,89 @@ pub fn run_tool(cmd: &mut Command, package: &str) -> Output {
     })
 }
 
-/// Runs SQL statements with Python's sqlite3 (the tests do not link
-/// SQLite). Values are formatted in by the caller: ids and numbers only.
-pub fn sql_exec(db: &Path, script: &str) {
+/// Runs SQL statements on the store data dir `dir` serves from: its SQLite
+/// file through Python's sqlite3 (the tests do not link SQLite), or on the
+/// PostgreSQL pass its database through psql. Values are formatted in by
+/// the caller (ids and numbers only), in SQL both engines read.
+pub fn store_exec(dir: &Path, script: &str) {
+    if let Some(url) = crate::pg::database_for(dir) {
+        crate::pg::psql(&url, script);
+        return;
+    }
     let status = run_tool(
         Command::new("python3")
             .arg("-c")
             .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()")
-            .arg(db)
+            .arg(dir.join("state.db"))
             .arg(script),
         "python3",
     )
     .status;
     assert!(status.success(), "sqlite script failed: {script}");
+}
+
+/// Sets the schema version the store of `dir` claims: SQLite's
+/// `PRAGMA user_version`, or PostgreSQL's `portunus_schema` row.
+pub fn set_schema_version(dir: &Path, v: i64) {
+    match crate::pg::database_for(dir) {
+        Some(url) => {
+            crate::pg::psql(&url, &format!("UPDATE portunus_schema SET version = {v}"));
+        }
+        None => store_exec(dir, &format!("PRAGMA user_version = {v};")),
+    }
+}
+
+/// One query's rows as JSON arrays, from the store `dir` serves from.
+pub fn store_query(dir: &Path, query: &str) -> serde_json::Value {
+    use serde_json::Value;
+    if let Some(url) = crate::pg::database_for(dir) {
+        const NULL: &str = "\u{1e}";
+        let out = run_tool(
+            Command::new(crate::pg::psql_path())
+                .args([
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-F",
+                    "\u{1f}",
+                ])
+                .arg("-P")
+                .arg(format!("null={NULL}"))
+                .args(["-d", &url, "-c", query]),
+            "postgresql",
+        );
+        let text = success_stdout(&out);
+        let rows = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                Value::Array(
+                    line.split('\u{1f}')
+                        .map(|v| match v {
+                            NULL => Value::Null,
+                            v => v
+                                .parse::<i64>()
+                                .map(Value::from)
+                                .unwrap_or_else(|_| Value::from(v)),
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        return Value::Array(rows);
+    }
+    let out = run_tool(
+        Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall()))")
+            .arg(dir.join("state.db"))
+            .arg(query),
+        "python3",
+    );
+    serde_json::from_slice(success_stdout(&out).as_bytes()).unwrap()
 }
 
 /// The series docs/metrics.md lists (as exposed: counters with `_total`)

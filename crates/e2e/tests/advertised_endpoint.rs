@@ -3,16 +3,16 @@
 //! server actually serves, resolve-once replay at redeem, legacy
 //! enrollments without a stored endpoint, and client addresses.
 use portunus_e2e::stderr_text as stderr;
-use portunus_e2e::tools::sql_exec;
+use portunus_e2e::tools::{store_exec, store_query};
 
-use portunus_e2e::{bin, bootstrap_superadmin, client_cmd, run_server_cli, Server, ServerOptions};
+use portunus_e2e::{bootstrap_superadmin, client_cmd, run_server_cli, Server, ServerOptions};
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 const SETTING: &str = "/v1/settings/advertised-endpoint";
 const STARTUP_WARNING: &str =
@@ -143,23 +143,6 @@ fn sha256_hex(s: &[u8]) -> String {
     hex::encode(Sha256::digest(s))
 }
 
-/// One query's rows as JSON arrays.
-fn sql_query(db: &Path, query: &str) -> Value {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall()))")
-        .arg(db)
-        .arg(query)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "sqlite query failed: {}",
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Writes a self-signed certificate with exactly these SANs and its key
 /// (mode 0600); returns the pin clients would use.
 fn write_cert(cert: &Path, key: &Path, dns: &[&str], ips: &[&str]) -> String {
@@ -186,13 +169,8 @@ fn write_cert(cert: &Path, key: &Path, dns: &[&str], ips: &[&str]) -> String {
 /// `portunus-server <args>` on `dir` with no server running, with a clean
 /// environment plus `env`.
 fn offline(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(bin("portunus-server"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTUNUS_") || k.starts_with("XDG_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", dir).envs(env.iter().copied());
+    let mut cmd = portunus_e2e::server_cmd(dir);
+    cmd.envs(env.iter().copied());
     cmd.arg("--data-dir")
         .arg(dir)
         .args(args)
@@ -224,8 +202,8 @@ fn settings_api_answers_every_status_and_code() {
     let token = bootstrap_superadmin(dir.path());
     // A plain user with an API token, straight into the store.
     let viewer_token = "viewer-token-for-the-403-case";
-    sql_exec(
-        &dir.path().join("state.db"),
+    store_exec(
+        dir.path(),
         &format!(
             "INSERT INTO users (id, display_name, role, created_at) VALUES ('viewer', 'Viewer', 'user', 0);
              INSERT INTO api_tokens (id, user_id, label, token_hash, created_at)
@@ -652,7 +630,6 @@ fn enrollment_endpoint_is_resolved_once_and_replayed_at_redeem() {
 fn legacy_enrollment_resolves_at_redeem_and_a_failure_consumes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let db = dir.path().join("state.db");
     let mut s = Server::bootstrapped(dir.path());
     // The client holds a credential already, so a rotation would show.
     let (out, bundle) = redeem(
@@ -669,19 +646,22 @@ fn legacy_enrollment_resolves_at_redeem_and_a_failure_consumes_nothing() {
     // An enrollment row as written before endpoints were stored.
     let code = stdout(&run_server_cli(dir.path(), None, None, &["gen-token"]));
     assert_eq!(code.len(), 43);
-    sql_exec(
-        &db,
+    store_exec(
+        dir.path(),
         &format!(
             "INSERT INTO enrollments (id, client_id, code_hash, endpoint, created_at, expires_at)
              VALUES ('legacy-1', '{client_id}', '{}', NULL,
-                     CAST(strftime('%s','now') AS INTEGER),
-                     CAST(strftime('%s','now') AS INTEGER) + 3600);",
-            sha256_hex(code.as_bytes())
+                     {now}, {now} + 3600);",
+            sha256_hex(code.as_bytes()),
+            now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
         ),
     );
     let state = || {
-        sql_query(
-            &db,
+        store_query(
+            dir.path(),
             "SELECT e.redeemed_at, c.token_hash FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.id = 'legacy-1'",
         )[0]
@@ -901,17 +881,16 @@ fn offline_enrollment_uses_the_same_resolver_and_the_certificate_on_disk() {
     );
 
     // A stored override beats every seed, and fails closed too.
-    let db = d.join("state.db");
-    sql_exec(
-        &db,
+    store_exec(
+        d,
         "INSERT INTO settings (key, value) VALUES ('advertised_endpoint', 'edge.example.org:9002');",
     );
     assert_eq!(
         endpoint_of(enroll(&[(seed, "127.0.0.1:9001")])),
         "edge.example.org:9002"
     );
-    sql_exec(
-        &db,
+    store_exec(
+        d,
         "UPDATE settings SET value = 'localhost:9002' WHERE key = 'advertised_endpoint';",
     );
     let out = enroll(&[(seed, "127.0.0.1:9001")]);

@@ -1,7 +1,7 @@
 //! What an operator sees of a running fleet beyond its rules: which builds
 //! talk to each other.
 
-use portunus_e2e::tools::{sql_exec, success_stdout};
+use portunus_e2e::tools::{store_exec, success_stdout};
 use portunus_e2e::*;
 use std::process::Command;
 
@@ -138,7 +138,7 @@ fn audit_retention_prunes_old_rows_and_counts_them() {
              VALUES ({at}, 'admin', 'POST', '/v1/rules', 'allow', 'ok');\n"
         ));
     }
-    sql_exec(&dir.join("state.db"), &script);
+    store_exec(&dir, &script);
 
     let mut server = Server::start(&dir);
     server.token = Some(token);

@@ -126,24 +126,9 @@ fn newer_schema_exits_78() {
         &["bootstrap-superadmin", "--name", "A"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let conn = rusqlite_free_set_user_version(&dir.path().join("state.db"), 999);
-    assert!(conn, "sqlite3 tool available");
+    portunus_e2e::tools::set_schema_version(dir.path(), 999);
     let out = run_server_cli(dir.path(), None, None, &["serve"]);
     expect_fail(&out, 78, "999");
-}
-
-/// Bumps `PRAGMA user_version` with Python's sqlite3, so the test does not
-/// link SQLite itself.
-fn rusqlite_free_set_user_version(db: &std::path::Path, v: i64) -> bool {
-    std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version={v}'); c.commit()"
-        ))
-        .arg(db)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! Store maintenance and crash safety: backup, restore, reset, the schema
-//! guard and the data-dir file-system check, against the real binary.
+//! Store maintenance and crash safety of the SQLite file: backup, restore,
+//! reset, the schema guard and the data-dir file-system check, against the
+//! real binary. They run on SQLite on the PostgreSQL pass too (what those
+//! commands do on PostgreSQL is in `postgres.rs`).
 use portunus_e2e::exit_code as code;
 use portunus_e2e::expect_fail;
 use portunus_e2e::stderr_text as stderr;
@@ -11,6 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A temp dir whose data dirs are SQLite files on either pass.
+fn sqlite_tmp() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    portunus_e2e::pg::sqlite_under(tmp.path());
+    tmp
+}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -167,7 +176,7 @@ fn list_client_names(server: &Server) -> BTreeSet<String> {
 
 #[test]
 fn backup_during_writes_restores_consistently() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let (data, backups, restored) = (
         tmp.path().join("data"),
         tmp.path().join("backups"),
@@ -245,7 +254,7 @@ fn backup_during_writes_restores_consistently() {
 
 #[test]
 fn backup_refuses_overwrite_and_names_directory_targets() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let data = tmp.path().join("data");
     let out_dir = tmp.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -296,7 +305,7 @@ fn backup_refuses_overwrite_and_names_directory_targets() {
 
 #[test]
 fn restore_into_an_empty_dir_serves_with_the_old_token() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let (data, fresh) = (tmp.path().join("data"), tmp.path().join("fresh"));
     let mut server = Server::bootstrapped(&data);
     server.cli_ok(&["enroll-client", "edge-a"]);
@@ -321,7 +330,7 @@ fn restore_into_an_empty_dir_serves_with_the_old_token() {
 
 #[test]
 fn restore_refuses_a_non_empty_dir_without_force() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let token_a = offline_store(&a);
     let file = backup_into(&a, tmp.path());
@@ -355,7 +364,7 @@ fn restore_refuses_a_non_empty_dir_without_force() {
 
 #[test]
 fn restore_checks_the_header_and_rolls_back_a_bad_backup() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     offline_store(&a);
     let good = backup_into(&a, tmp.path());
@@ -400,7 +409,7 @@ fn restore_checks_the_header_and_rolls_back_a_bad_backup() {
 
 #[test]
 fn reset_dry_run_then_confirm() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let data = tmp.path().join("data");
     let mut server = Server::bootstrapped(&data);
     server.cli_ok(&["enroll-client", "edge-1"]);
@@ -464,7 +473,7 @@ fn reset_dry_run_then_confirm() {
 
 #[test]
 fn reset_refuses_a_foreign_state_db() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     write_config(tmp.path());
     std::fs::write(
         tmp.path().join("state.db"),
@@ -490,7 +499,7 @@ fn reset_refuses_a_foreign_state_db() {
 
 #[test]
 fn newer_schema_exits_78_everywhere() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let data = tmp.path().join("data");
     offline_store(&data);
     let db = data.join("state.db");
@@ -534,7 +543,7 @@ fn newer_schema_exits_78_everywhere() {
 
 #[test]
 fn restore_and_reset_refuse_while_serving() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let data = tmp.path().join("data");
     let server = Server::bootstrapped(&data);
     let file = backup_into(&data, tmp.path());
@@ -592,7 +601,7 @@ fn serve_refuses_a_tmpfs_data_dir_unless_allowed() {
 /// must check out.
 #[test]
 fn kill9_loses_no_acknowledged_write() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let data = tmp.path().join("data");
     let mut server = Server::bootstrapped(&data);
     let token = server.token.clone().unwrap();
@@ -660,7 +669,7 @@ fn moved_aside(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_destroyed_store_is_recovered_without_deleting_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sqlite_tmp();
     let good = tmp.path().join("good");
     portunus_e2e::bootstrap_superadmin(&good);
     let backup = backup_into(&good, tmp.path());

@@ -63,6 +63,8 @@ pub struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     pub clients_connected: Gauge,
+    /// 1 when the last scrape read the store, 0 when it failed.
+    pub store_up: Gauge,
     /// Set from the store and the registry at each scrape.
     client_up: Family<ClientLabels, Gauge>,
     client_rules: Family<ClientStateLabels, Gauge>,
@@ -110,6 +112,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             clients_connected: Gauge::default(),
+            store_up: Gauge::default(),
             client_up: Family::default(),
             client_rules: Family::default(),
             fleet_scrape: Default::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             "portunus_clients_connected",
             "Edge clients with a live control stream",
             m.clients_connected.clone(),
+        );
+        registry.register(
+            "portunus_store_up",
+            "1 when the scrape read the store, 0 when it could not",
+            m.store_up.clone(),
         );
         registry.register(
             "portunus_client_up",

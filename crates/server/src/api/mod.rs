@@ -154,17 +154,29 @@ async fn auth_status(State(state): State<Shared>) -> ApiResult<Json<AuthStatus>>
     responses((status = 200, description = "Prometheus text format.",
         content_type = "text/plain", body = String)))]
 async fn metrics_mirror(State(state): State<Shared>) -> ApiResult<String> {
-    Ok(scrape(&state).await?)
+    Ok(scrape(&state).await)
 }
 
 /// The exposition, with the per-client series taken from the store and the
-/// live streams now. A store failure fails the scrape rather than serve
-/// stale fleet series that could hide an offline client.
-async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
-    let counts = state
+/// live streams now. When the store cannot be read the per-client series
+/// are left out rather than served stale (they could hide an offline
+/// client) and `portunus_store_up` says so; the rest still answers.
+async fn scrape(state: &Shared) -> String {
+    let counts = match state
         .store
         .call(|c| crate::store::clients::rule_counts(c))
-        .await?;
+        .await
+    {
+        Ok(counts) => {
+            state.metrics.store_up.set(1);
+            counts
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics scrape without the store");
+            state.metrics.store_up.set(0);
+            Vec::new()
+        }
+    };
     let fleet: Vec<FleetClient> = counts
         .into_iter()
         .map(|c| FleetClient {
@@ -178,7 +190,7 @@ async fn scrape(state: &Shared) -> Result<String, crate::store::StoreError> {
             name: c.name,
         })
         .collect();
-    Ok(state.metrics.encode_with_fleet(&fleet))
+    state.metrics.encode_with_fleet(&fleet)
 }
 
 async fn not_found() -> ApiError {
@@ -198,17 +210,13 @@ pub fn metrics_router(state: Shared) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Shared>| async move {
-                let text = scrape(&s).await.map_err(|e| {
-                    tracing::warn!(error = %e, "metrics scrape failed");
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                })?;
-                Ok::<_, axum::http::StatusCode>((
+                (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4",
                     )],
-                    text,
-                ))
+                    scrape(&s).await,
+                )
             }),
         )
         .with_state(state)

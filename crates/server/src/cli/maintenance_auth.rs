@@ -66,7 +66,8 @@ pub fn reset_password(
     if on_file && !datadir::db_path(data_dir).exists() {
         return Err(no_user(user_id).into());
     }
-    let _lock = match on_file {
+    // No data dir, no server holding it: nothing to lock, nothing created.
+    let _lock = match data_dir.exists() {
         true => Some(DirLock::acquire(data_dir)?),
         false => None,
     };

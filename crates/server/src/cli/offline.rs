@@ -1,23 +1,19 @@
-//! Commands that open the store directly. On a SQLite data dir each takes
-//! the data-dir lock first, so none runs beside a server on the same file
-//! (exit 75); on PostgreSQL their writes are transactions like a server's,
-//! so they run beside servers.
+//! Commands that open the store directly. Each takes the data-dir lock
+//! first, so none runs beside a server of the same data dir (exit 75),
+//! whichever engine holds the store.
 
 use crate::datadir::{self, DirLock};
 use crate::serve::open_store;
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// Locks a SQLite data dir (creating it) and opens its store.
-pub fn open_locked(data_dir: &Path) -> Result<(Option<DirLock>, crate::store::Store)> {
-    if let crate::store::Location::Url(_) = crate::serve::store_location(data_dir)? {
-        return Ok((None, open_store(data_dir)?));
-    }
+/// Locks the data dir (creating it) and opens its store.
+pub fn open_locked(data_dir: &Path) -> Result<(DirLock, crate::store::Store)> {
     datadir::ensure_dir(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let lock = DirLock::acquire(data_dir)?;
     let store = open_store(data_dir)?;
-    Ok((Some(lock), store))
+    Ok((lock, store))
 }
 
 pub fn bootstrap_superadmin(data_dir: &Path, name: &str) -> Result<()> {

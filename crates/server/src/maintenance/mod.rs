@@ -5,6 +5,7 @@
 
 mod backup;
 pub mod fscheck;
+mod migrate;
 mod reset;
 mod restore;
 
@@ -65,15 +66,34 @@ pub enum StorageCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Copy the data dir's SQLite store into an empty PostgreSQL database.
+    ///
+    /// Verifies every row after the copy; state.db is left as it was. Stop
+    /// `serve` first (it holds the data dir).
+    #[command(
+        after_help = "Exit codes: 0 copied and verified; 1 no SQLite store, verification \
+                            failed (drop the target and retry); 69 the database cannot be reached; \
+                            73 the target already holds rows; 75 a server holds the data dir; 78 \
+                            the URL is not postgres:// or a schema is newer than this binary."
+    )]
+    MigrateStore {
+        /// The target, `postgres://user:password@host:port/db`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 impl StorageCommand {
     pub fn run(self, data_dir: &Path) -> anyhow::Result<()> {
+        if let StorageCommand::MigrateStore { to } = &self {
+            return migrate::migrate_store(data_dir, to);
+        }
         if let crate::store::Location::Url(url) = crate::serve::store_location(data_dir)? {
             let (verb, instead) = match self {
                 StorageCommand::Backup { .. } => ("backup", "pg_dump --format=custom"),
                 StorageCommand::Restore { .. } => ("restore", "pg_restore into an empty database"),
-                StorageCommand::Reset { .. } => ("reset", "DROP DATABASE and CREATE DATABASE"),
+                StorageCommand::Reset { .. } => ("reset", "dropdb and createdb"),
+                StorageCommand::MigrateStore { .. } => unreachable!("handled above"),
             };
             return Err(DomainError::new(
                 ErrorCode::SqliteOnly,
@@ -88,6 +108,7 @@ impl StorageCommand {
             StorageCommand::Backup { out } => backup::backup(data_dir, &out),
             StorageCommand::Restore { input, force } => restore::restore(data_dir, &input, force),
             StorageCommand::Reset { confirm, force } => reset::reset(data_dir, confirm, force),
+            StorageCommand::MigrateStore { .. } => unreachable!("handled above"),
         }
     }
 }

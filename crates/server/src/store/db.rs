@@ -202,13 +202,6 @@ macro_rules! params {
 }
 pub(crate) use params;
 
-/// Which engine a connection talks to, for the few statements that differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
-    Sqlite,
-    Postgres,
-}
-
 pub(super) enum Session<'a> {
     Sqlite(&'a rusqlite::Connection),
     Postgres(&'a postgres::Session),
@@ -229,27 +222,12 @@ impl<'a> Connection<'a> {
         Connection { session }
     }
 
-    pub fn kind(&self) -> EngineKind {
-        match self.session {
-            Session::Sqlite(_) => EngineKind::Sqlite,
-            Session::Postgres(_) => EngineKind::Postgres,
-        }
-    }
-
     /// Runs one statement; returns the number of rows it changed.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> StoreResult<usize> {
         let values = params.into_values();
         match &self.session {
             Session::Sqlite(c) => super::sqlite::execute(c, sql, values),
             Session::Postgres(s) => s.execute(sql, values),
-        }
-    }
-
-    /// Runs several statements without parameters.
-    pub fn execute_batch(&self, sql: &str) -> StoreResult<()> {
-        match &self.session {
-            Session::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Session::Postgres(s) => s.batch(sql),
         }
     }
 
@@ -289,13 +267,6 @@ impl<'a> Connection<'a> {
             conn: self,
             sql: sql.to_owned(),
         })
-    }
-
-    pub(super) fn in_transaction(&self) -> bool {
-        match &self.session {
-            Session::Sqlite(c) => !c.is_autocommit(),
-            Session::Postgres(s) => s.in_transaction(),
-        }
     }
 
     /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite; on

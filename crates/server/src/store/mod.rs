@@ -24,7 +24,7 @@ pub mod settings;
 pub mod sqlite;
 pub mod users;
 
-pub use db::{Connection, EngineKind, Transaction};
+pub use db::{Connection, Transaction};
 pub use migrations::LATEST_VERSION;
 pub use sqlite::{has_sqlite_header, schema_version, SQLITE_HEADER};
 
@@ -105,13 +105,6 @@ pub enum Location {
 }
 
 impl Location {
-    pub fn kind(&self) -> EngineKind {
-        match self {
-            Location::File(_) => EngineKind::Sqlite,
-            Location::Url(_) => EngineKind::Postgres,
-        }
-    }
-
     /// Names the location for messages and logs, without a password.
     pub fn describe(&self) -> String {
         match self {
@@ -179,13 +172,6 @@ impl Store {
         }
     }
 
-    pub fn kind(&self) -> EngineKind {
-        match *self.engine {
-            Engine::Sqlite(_) => EngineKind::Sqlite,
-            Engine::Postgres(_) => EngineKind::Postgres,
-        }
-    }
-
     /// Runs `f` on the blocking pool. Use from async code.
     pub async fn call<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -219,6 +205,7 @@ impl Store {
     }
 
     /// The schema version the database holds.
+    #[cfg(test)]
     pub fn schema_version(&self) -> StoreResult<i64> {
         match &*self.engine {
             Engine::Sqlite(conn) => {

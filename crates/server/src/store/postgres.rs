@@ -292,7 +292,9 @@ impl PgEngine {
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_user_timeout(STATEMENT_TIMEOUT)
             .keepalives_idle(Duration::from_secs(30))
-            .application_name("portunus-server");
+            .application_name("portunus-server")
+            // Notices (an existing table on a second start) are not news.
+            .options("-c client_min_messages=warning");
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -424,10 +426,6 @@ impl Session {
         self.block(client.batch_execute(sql))
     }
 
-    pub(super) fn in_transaction(&self) -> bool {
-        self.in_tx.get()
-    }
-
     pub(super) fn begin_write(&self) -> StoreResult<()> {
         self.batch("BEGIN")?;
         self.in_tx.set(true);
@@ -443,6 +441,7 @@ impl Session {
     }
 }
 
+#[cfg(test)]
 /// Creates an empty database with a unique name in the cluster `admin_url`
 /// reaches, and returns its URL. For tests: each gets a database of its own.
 pub fn create_database(admin_url: &str) -> StoreResult<String> {
