@@ -16,25 +16,28 @@ wait_for() { # wait_for <description> <command...>; gives up after 10 s
   echo "timed out waiting for $what" >&2; exit 1
 }
 
-# start_fleet <client binary>: a server in "$work/srv" with the client
-# `bench-edge` connected; sets srv, client_pid and PORTUNUS_OPERATOR_TOKEN.
+# start_fleet <client binary> [data dir name] [extra server.toml line]: a
+# server in "$work/<name>" (default srv) with the client `bench-edge`
+# connected; sets srv, api, client_pid and PORTUNUS_OPERATOR_TOKEN.
 start_fleet() {
   local client_bin=$1
-  srv="$work/srv"; mkdir -p "$srv"
+  srv="$work/${2:-srv}"; mkdir -p "$srv"
+  api="127.0.0.1:$(free_port)"
   cat > "$srv/server.toml" <<TOML
 control_listen = "127.0.0.1:$(free_port)"
-operator_http_listen = "127.0.0.1:$(free_port)"
+operator_http_listen = "$api"
 metrics_listen = "127.0.0.1:$(free_port)"
+${3:-}
 TOML
   export HOME=$work
   export PORTUNUS_OPERATOR_TOKEN
   PORTUNUS_OPERATOR_TOKEN=$("$bin/portunus-server" --data-dir "$srv" bootstrap-superadmin --name bench 2>/dev/null)
-  RUST_LOG=warn "$bin/portunus-server" --data-dir "$srv" serve 2>"$work/server.log" & pids+=($!)
+  RUST_LOG=warn "$bin/portunus-server" --data-dir "$srv" serve 2>"$srv/server.log" & pids+=($!)
   wait_for "server" "$bin/portunus-server" --data-dir "$srv" list-clients
   local uri
   uri=$("$bin/portunus-server" --data-dir "$srv" enroll-client bench-edge 2>/dev/null | cut -d"'" -f2)
-  "$client_bin" enroll "$uri" --out "$work/bundle.json" >/dev/null
-  RUST_LOG=warn "$client_bin" --bundle "$work/bundle.json" 2>"$work/client.log" & client_pid=$!
+  "$client_bin" enroll "$uri" --out "$srv/bundle.json" >/dev/null
+  RUST_LOG=warn "$client_bin" --bundle "$srv/bundle.json" 2>"$srv/client.log" & client_pid=$!
   pids+=($client_pid)
   wait_for "client connection" sh -c "'$bin/portunus-server' --data-dir '$srv' list-clients | grep -q ' connected'"
 }

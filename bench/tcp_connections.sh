@@ -20,7 +20,7 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
 
 cargo build --release -q -p portunus-server -p portunus-client --manifest-path "$root/Cargo.toml"
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 client_bin=${PORTUNUS_CLIENT_BIN:-$bin/portunus-client}
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"

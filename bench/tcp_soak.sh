@@ -15,7 +15,7 @@ hold=${2:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 cargo build --release -q --manifest-path "$root/Cargo.toml" -p portunus-server -p portunus-client --bins
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 

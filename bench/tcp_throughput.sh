@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 command -v iperf3 >/dev/null || { echo "iperf3 is required (apt-get install iperf3)" >&2; exit 1; }
 
 cargo build --release -q -p portunus-server -p portunus-client --manifest-path "$root/Cargo.toml"
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 

@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 cargo build --release -q --manifest-path "$root/Cargo.toml" \
   -p portunus-server -p portunus-client -p portunus-dataplane --bins --example udp_bench
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 load="$bin/examples/udp_bench"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"

@@ -144,13 +144,12 @@ pub fn prune_older_batch(conn: &Connection, before_ms: i64, batch: u64) -> Store
 /// The newest row id beyond the newest `keep` rows: that row and every
 /// older one exceed the cap. None when there are at most `keep` rows.
 pub fn first_id_beyond(conn: &Connection, keep: u64) -> StoreResult<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
-            [keep],
-            |r| r.get(0),
-        )
-        .optional()?)
+    conn.query_row(
+        "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
+        [keep],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Deletes at most `batch` of the rows whose id is at most `last_id`,

@@ -38,7 +38,7 @@ pub fn not_found(reference: &str) -> StoreError {
 /// Finds a client by id or, failing that, by name.
 pub fn find(conn: &Connection, reference: &str) -> StoreResult<Option<ClientRow>> {
     let sql = format!("SELECT {COLS} FROM clients WHERE id = ?1 UNION ALL SELECT {COLS} FROM clients WHERE name = ?1 LIMIT 1");
-    Ok(conn.query_row(&sql, [reference], from_row).optional()?)
+    conn.query_row(&sql, [reference], from_row).optional()
 }
 
 pub fn get(conn: &Connection, reference: &str) -> StoreResult<ClientRow> {
@@ -48,7 +48,7 @@ pub fn get(conn: &Connection, reference: &str) -> StoreResult<ClientRow> {
 /// The client a bearer token belongs to, unless it was revoked.
 pub fn by_token_hash(conn: &Connection, hash: &str) -> StoreResult<Option<ClientRow>> {
     let sql = format!("SELECT {COLS} FROM clients WHERE token_hash = ?1 AND revoked_at IS NULL");
-    Ok(conn.query_row(&sql, [hash], from_row).optional()?)
+    conn.query_row(&sql, [hash], from_row).optional()
 }
 
 pub fn list(conn: &Connection) -> StoreResult<Vec<ClientRow>> {

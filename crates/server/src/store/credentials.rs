@@ -82,10 +82,10 @@ pub fn revoke(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Credent
 
 /// Revokes every live credential of a user; returns how many.
 pub fn revoke_all(conn: &Connection, user_id: &str) -> StoreResult<usize> {
-    Ok(conn.execute(
+    conn.execute(
         "UPDATE api_tokens SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
         params![now(), user_id],
-    )?)
+    )
 }
 
 /// Replaces a live credential's token hash: the old token stops working

@@ -50,7 +50,7 @@ pub fn create(
 
 /// The live enrollment for a code: not redeemed, not superseded, not expired.
 pub fn redeemable(conn: &Connection, code_hash: &str) -> StoreResult<Option<EnrollmentRow>> {
-    Ok(conn
+    conn
         .query_row(
             "SELECT id, client_id, endpoint, expires_at FROM enrollments
              WHERE code_hash = ?1 AND redeemed_at IS NULL AND superseded_at IS NULL AND expires_at > ?2",
@@ -64,7 +64,7 @@ pub fn redeemable(conn: &Connection, code_hash: &str) -> StoreResult<Option<Enro
                 })
             },
         )
-        .optional()?)
+        .optional()
 }
 
 pub fn mark_redeemed(conn: &Connection, id: &str) -> StoreResult<()> {

@@ -18,7 +18,7 @@ pub fn get(conn: &Connection, client_id: &str, owner: &str) -> StoreResult<Optio
             |r| r.get(0),
         )
         .optional()?;
-    Ok(json.map(decode).transpose()?)
+    json.map(decode).transpose()
 }
 
 /// Every envelope on a client, by owner.

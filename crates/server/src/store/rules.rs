@@ -97,9 +97,8 @@ pub fn not_found(id: &str) -> StoreError {
 }
 
 pub fn find(conn: &Connection, id: &str) -> StoreResult<Option<RuleRow>> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], from_row)
-        .optional()?)
+    conn.query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], from_row)
+        .optional()
 }
 
 pub fn get(conn: &Connection, id: &str) -> StoreResult<RuleRow> {

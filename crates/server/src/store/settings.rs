@@ -6,11 +6,10 @@ use super::StoreResult;
 pub const ADVERTISED_ENDPOINT: &str = "advertised_endpoint";
 
 pub fn get(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?)
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 /// Sets a value, or clears it with `None`.

@@ -89,19 +89,19 @@ pub fn refuse_if_superadmin(conn: &Connection, message: &str) -> StoreResult<()>
 }
 
 pub fn active_superadmins(conn: &Connection) -> StoreResult<u64> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT COUNT(*) FROM users WHERE role = 'superadmin' AND disabled = 0",
         params![],
         |r| r.get(0),
-    )?)
+    )
 }
 
 pub fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
         [id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 pub fn create(conn: &Connection, id: &str, display_name: &str, role: Role) -> StoreResult<()> {
@@ -120,13 +120,12 @@ pub fn create(conn: &Connection, id: &str, display_name: &str, role: Role) -> St
 }
 
 pub fn find(conn: &Connection, id: &str) -> StoreResult<Option<UserRow>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLS} FROM users WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {COLS} FROM users WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
 }
 
 pub fn get(conn: &Connection, id: &str) -> StoreResult<UserRow> {
@@ -149,7 +148,7 @@ pub struct LoginRecord {
 }
 
 pub fn login_record(conn: &Connection, id: &str) -> StoreResult<Option<LoginRecord>> {
-    Ok(conn
+    conn
         .query_row(
             "SELECT id, role, password_hash, password_temporary FROM users WHERE id = ?1 AND disabled = 0",
             [id],
@@ -165,7 +164,7 @@ pub fn login_record(conn: &Connection, id: &str) -> StoreResult<Option<LoginReco
                 })
             },
         )
-        .optional()?)
+        .optional()
 }
 
 /// Replaces a user's password hash. `temporary` forces a change at the
@@ -243,20 +242,19 @@ pub fn issue_token(
 
 /// The enabled user a live bearer token belongs to.
 pub fn actor_for_token(conn: &Connection, token_hash: &str) -> StoreResult<Option<Actor>> {
-    Ok(conn
-        .query_row(
-            "SELECT u.id, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+    conn.query_row(
+        "SELECT u.id, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND u.disabled = 0",
-            [token_hash],
-            |r| {
-                let role: String = r.get(1)?;
-                Ok(Actor {
-                    user_id: r.get(0)?,
-                    role: Role::parse(&role),
-                })
-            },
-        )
-        .optional()?)
+        [token_hash],
+        |r| {
+            let role: String = r.get(1)?;
+            Ok(Actor {
+                user_id: r.get(0)?,
+                role: Role::parse(&role),
+            })
+        },
+    )
+    .optional()
 }
 
 /// The enabled user behind a Web session that is live at `at`.
@@ -276,26 +274,25 @@ pub fn actor_for_session(
     at: i64,
     idle_secs: i64,
 ) -> StoreResult<Option<SessionActor>> {
-    Ok(conn
-        .query_row(
-            "SELECT u.id, u.role, u.password_temporary, s.last_seen_at
+    conn.query_row(
+        "SELECT u.id, u.role, u.password_temporary, s.last_seen_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?3
                AND u.disabled = 0",
-            params![id_hash, at, at - idle_secs],
-            |r| {
-                let role: String = r.get(1)?;
-                Ok(SessionActor {
-                    actor: Actor {
-                        user_id: r.get(0)?,
-                        role: Role::parse(&role),
-                    },
-                    temporary: r.get(2)?,
-                    last_seen_at: r.get(3)?,
-                })
-            },
-        )
-        .optional()?)
+        params![id_hash, at, at - idle_secs],
+        |r| {
+            let role: String = r.get(1)?;
+            Ok(SessionActor {
+                actor: Actor {
+                    user_id: r.get(0)?,
+                    role: Role::parse(&role),
+                },
+                temporary: r.get(2)?,
+                last_seen_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()
 }
 
 #[cfg(test)]
