@@ -11,9 +11,11 @@ mod migrations;
 pub mod onboarding;
 pub mod owner_caps;
 pub mod push_keys;
+pub mod quotas;
 pub mod rules;
 pub mod sessions;
 pub mod settings;
+pub mod traffic;
 pub mod users;
 
 pub use migrations::LATEST_VERSION;
