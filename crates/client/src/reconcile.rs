@@ -202,6 +202,7 @@ impl Reconciler {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn stats(&self) -> Vec<(String, RuleStats)> {
         self.running
             .iter()

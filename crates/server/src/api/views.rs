@@ -71,6 +71,10 @@ pub struct RuleView {
     pub state: RuleState,
     /// Why the edge could not activate it, when `state` is `failed`.
     pub reason: Option<String>,
+    /// True while its owner's traffic quota on its client is spent or past
+    /// its end date: the edge refuses new connections and flows for it and
+    /// has closed the open ones. The rule stays as it is.
+    pub quota_exhausted: bool,
     #[serde(flatten)]
     pub spec: RuleSpec,
     #[schema(format = DateTime)]
@@ -91,6 +95,7 @@ impl From<RuleRow> for RuleView {
             enabled: r.enabled,
             state: r.state,
             reason: r.reason,
+            quota_exhausted: false,
             spec: r.spec,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
