@@ -130,6 +130,9 @@ pub struct StatsView {
     pub sni_unmatched: u64,
     /// Connections and UDP datagrams the source filter refused.
     pub source_denied: u64,
+    /// Connections refused (and closed) and UDP datagrams dropped because
+    /// the owner's quota on the client is spent.
+    pub quota_refused: u64,
     /// With `per_port=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -194,6 +197,7 @@ impl StatsView {
         v.sni_routed = s.sni_routed;
         v.sni_unmatched = s.sni_unmatched;
         v.source_denied = s.source_denied;
+        v.quota_refused = s.quota_refused;
         v.per_port = per_port.then(|| {
             s.ports
                 .iter()

@@ -276,6 +276,7 @@ pub async fn rule_stats(
         "sni_routed",
         "sni_unmatched",
         "source_denied",
+        "quota_refused",
     ];
     for k in keys {
         println!("{k}: {}", s(&v, k));
