@@ -213,7 +213,9 @@ mod tests {
                 bytes_out: 22,
             }],
         };
-        let Some(Kind::Stats(report)) = stats_report(ReportStamp::new_run().next(), vec![("r1".into(), 7, stats)]).kind else {
+        let Some(Kind::Stats(report)) =
+            stats_report(ReportStamp::new_run().next(), vec![("r1".into(), 7, stats)]).kind
+        else {
             panic!("not stats")
         };
         let r = &report.rules[0];

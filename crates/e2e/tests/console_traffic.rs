@@ -36,7 +36,9 @@ fn drawn_bars(b: &Browser, panel: &str) -> u64 {
 fn wait_bars(b: &Browser, panel: &str) {
     let drawn = poll_until(DEADLINE, || (drawn_bars(b, panel) >= 1).then_some(()));
     assert!(drawn.is_some(), "{panel} drew no bar");
-    b.js(&format!("document.querySelector('{panel}').scrollIntoView(); return null"));
+    b.js(&format!(
+        "document.querySelector('{panel}').scrollIntoView(); return null"
+    ));
 }
 
 #[test]
@@ -46,7 +48,10 @@ fn history_charts_and_the_quota_mark_follow_real_traffic() {
     admin_password(&server);
     let (rule, port) = server.push_on_free_port("edge-01", &[&echo_server().to_string()]);
     let data = payload(300 * 1024, 9);
-    assert_eq!(echo_roundtrip(loopback(port), &data).unwrap(), sha256(&data));
+    assert_eq!(
+        echo_roundtrip(loopback(port), &data).unwrap(),
+        sha256(&data)
+    );
     wait_for("the history to hold the bytes", DEADLINE, || {
         let h = server.api_get(&format!("/v1/traffic?rule={rule}"));
         (h["bytes_in"] == 300 * 1024).then_some(())
@@ -72,7 +77,14 @@ fn history_charts_and_the_quota_mark_follow_real_traffic() {
     b.screenshot("rule-history");
 
     // A quota of one byte is spent already: the lists mark the rule.
-    server.cli_ok(&["quota", "set", "edge-01", "_superadmin", "--monthly-bytes", "1"]);
+    server.cli_ok(&[
+        "quota",
+        "set",
+        "edge-01",
+        "_superadmin",
+        "--monthly-bytes",
+        "1",
+    ]);
     b.goto("/#/rules");
     b.wait_text("main", "quota exhausted");
     let client_id = server.api_get("/v1/clients")[0]["client_id"]

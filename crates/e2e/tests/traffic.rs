@@ -27,7 +27,10 @@ fn history(server: &Server, query: &str) -> Value {
 fn wait_history(server: &Server, rule: &str, bytes: u64) -> Value {
     let mut last = Value::Null;
     let found = portunus_e2e::poll_until(DEADLINE, || {
-        last = history(server, &format!("rule={rule}&step=1m&since={}", since_an_hour_ago()));
+        last = history(
+            server,
+            &format!("rule={rule}&step=1m&since={}", since_an_hour_ago()),
+        );
         (last["bytes_in"] == bytes && last["bytes_out"] == bytes).then(|| last.clone())
     });
     found.unwrap_or_else(|| panic!("history never summed to {bytes} each way: {last}"))
@@ -126,8 +129,13 @@ fn history_counts_each_byte_once_through_client_and_server_restarts() {
         "traffic", "--rule", &rule, "--since", "2h", "--step", "5m", "--format", "json",
     ]))
     .unwrap();
-    assert_eq!((cli["bytes_in"].clone(), cli["step"].clone()), (Value::from(600_000), Value::from("5m")));
-    let text = server.cli_ok(&["traffic", "--client", "edge-01", "--since", "1h", "--step", "15m"]);
+    assert_eq!(
+        (cli["bytes_in"].clone(), cli["step"].clone()),
+        (Value::from(600_000), Value::from("5m"))
+    );
+    let text = server.cli_ok(&[
+        "traffic", "--client", "edge-01", "--since", "1h", "--step", "15m",
+    ]);
     assert!(text.contains('█') && text.contains("600.0 kB"), "{text}");
 }
 
@@ -141,15 +149,28 @@ fn a_tenant_sees_only_their_own_history() {
     server.cli_ok(&["user-add", "alice", "--display-name", "Alice"]);
     let alice = server.cli_ok(&["credential-issue", "alice", "--label", "ci"]);
     server.cli_ok(&[
-        "grant-add", "--user-id", "alice", "--client", "edge-01",
-        "--listen-port-start", "1024", "--listen-port-end", "65535", "--protocols", "tcp",
+        "grant-add",
+        "--user-id",
+        "alice",
+        "--client",
+        "edge-01",
+        "--listen-port-start",
+        "1024",
+        "--listen-port-end",
+        "65535",
+        "--protocols",
+        "tcp",
     ]);
-    let as_alice = |args: &[&str]| run_server_cli(&server.dir, Some(&server.url()), Some(&alice), args);
+    let as_alice =
+        |args: &[&str]| run_server_cli(&server.dir, Some(&server.url()), Some(&alice), args);
     let (alice_rule, alice_port) = loop {
         let port = free_port();
         let out = as_alice(&["push-rule", "edge-01", &port.to_string(), &backend]);
         if out.status.success() {
-            break (String::from_utf8(out.stdout).unwrap().trim().to_string(), port);
+            break (
+                String::from_utf8(out.stdout).unwrap().trim().to_string(),
+                port,
+            );
         }
     };
     move_bytes(admin_port, 400_000, 4);
@@ -158,19 +179,31 @@ fn a_tenant_sees_only_their_own_history() {
     wait_history(&server, &alice_rule, 100_000);
 
     // Everything, the client, even another owner's name: alice's bytes only.
-    for query in ["step=1h", "client=edge-01&step=1h", "owner=_superadmin&step=1h"] {
+    for query in [
+        "step=1h",
+        "client=edge-01&step=1h",
+        "owner=_superadmin&step=1h",
+    ] {
         let (status, h) = server.get_as(&format!("/v1/traffic?{query}"), Some(&alice));
         assert_eq!(status, 200, "{h}");
         assert_eq!(h["bytes_in"], 100_000, "{query}: {h}");
     }
     let (status, h) = server.get_as(&format!("/v1/traffic?rule={admin_rule}"), Some(&alice));
-    assert_eq!((status, h["error"]["code"].as_str()), (403, Some("not_owner")), "{h}");
+    assert_eq!(
+        (status, h["error"]["code"].as_str()),
+        (403, Some("not_owner")),
+        "{h}"
+    );
     let (status, h) = server.get_as("/v1/traffic?client=no-such-edge", Some(&alice));
     assert_eq!((status, h["bytes_in"].as_u64()), (200, Some(0)), "{h}");
     // The superadmin sees both.
     assert_eq!(history(&server, "step=1h")["bytes_in"], 500_000);
     let out = as_alice(&["traffic", "--rule", &alice_rule, "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -180,8 +213,16 @@ fn bad_queries_answer_with_their_codes() {
     let token = server.token.clone();
     let cases = [
         ("step=2m", 400, "invalid_traffic_step"),
-        ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", 400, "invalid_traffic_window"),
-        ("since=2026-01-01T00:00:00Z&until=2026-03-01T00:00:00Z&step=1m", 400, "invalid_traffic_window"),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            400,
+            "invalid_traffic_window",
+        ),
+        (
+            "since=2026-01-01T00:00:00Z&until=2026-03-01T00:00:00Z&step=1m",
+            400,
+            "invalid_traffic_window",
+        ),
         ("since=yesterday", 400, "invalid_time"),
         ("bogus=1", 400, "invalid_request"),
         ("rule=01JNOSUCHRULE0000000000000", 404, "rule_not_found"),
@@ -189,8 +230,20 @@ fn bad_queries_answer_with_their_codes() {
     ];
     for (query, status, code) in cases {
         let (got, body) = server.get_as(&format!("/v1/traffic?{query}"), token.as_deref());
-        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{query}: {body}");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {body}"
+        );
     }
-    expect_fail(&server.cli(&["traffic", "--step", "2m"]), 2, "invalid_traffic_step");
-    expect_fail(&server.cli(&["traffic", "--since", "soon"]), 2, "invalid_time");
+    expect_fail(
+        &server.cli(&["traffic", "--step", "2m"]),
+        2,
+        "invalid_traffic_step",
+    );
+    expect_fail(
+        &server.cli(&["traffic", "--since", "soon"]),
+        2,
+        "invalid_time",
+    );
 }

@@ -72,7 +72,6 @@ pub struct Config {
     pub traffic_retention: crate::traffic::Retention,
 }
 
-
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
 pub const DEFAULT_OPERATOR_HTTP_LISTEN: &str = "127.0.0.1:7080";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7081";

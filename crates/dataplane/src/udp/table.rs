@@ -176,7 +176,10 @@ impl<F> FlowTable<F> {
 
     /// Every flow in the table.
     pub(crate) fn all(&self) -> Vec<(SocketAddr, FlowId)> {
-        self.flows.iter().map(|(source, e)| (*source, e.id)).collect()
+        self.flows
+            .iter()
+            .map(|(source, e)| (*source, e.id))
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {

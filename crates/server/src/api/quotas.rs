@@ -101,10 +101,7 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> DomainError {
 /// The checked parts of a spec: the reset and the end.
 pub fn validate(spec: &QuotaSpec) -> Result<(Reset, Option<i64>), DomainError> {
     if spec.monthly_bytes == 0 || i64::try_from(spec.monthly_bytes).is_err() {
-        return Err(invalid(
-            "monthly_bytes",
-            "must be 1 to 9223372036854775807",
-        ));
+        return Err(invalid("monthly_bytes", "must be 1 to 9223372036854775807"));
     }
     let reset = match (spec.never_reset, spec.reset_day) {
         (true, Some(_)) => {

@@ -166,7 +166,9 @@ impl QuotaCommand {
                     &v,
                     format,
                     items(&v),
-                    &["CLIENT", "OWNER", "USED", "LIMIT", "STATE", "RESETS", "UNTIL"],
+                    &[
+                        "CLIENT", "OWNER", "USED", "LIMIT", "STATE", "RESETS", "UNTIL",
+                    ],
                     |q| {
                         let n = |k: &str| q[k].as_u64().unwrap_or(0);
                         let resets = match q["reset_day"].as_u64() {

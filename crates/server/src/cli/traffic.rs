@@ -156,7 +156,11 @@ pub fn render(v: &Value) -> String {
         })
         .collect();
     rows.push(vec![
-        format!("total ({} buckets of {})", buckets.len(), v["step"].as_str().unwrap_or("?")),
+        format!(
+            "total ({} buckets of {})",
+            buckets.len(),
+            v["step"].as_str().unwrap_or("?")
+        ),
         human_bytes(n(v, "bytes_in")),
         human_bytes(n(v, "bytes_out")),
         n(v, "connections").to_string(),

@@ -135,11 +135,7 @@ pub async fn evaluate(state: &Shared) -> StoreResult<()> {
             .collect()
     };
     for (client, owners) in changed {
-        if state
-            .registry
-            .send(&client, gates_message(&owners))
-            .await
-        {
+        if state.registry.send(&client, gates_message(&owners)).await {
             tracing::info!(client_id = %client, cut_off = ?owners, "quota gates sent");
             state.quota_gates.lock().insert(client, owners);
         }

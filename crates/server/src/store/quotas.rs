@@ -123,7 +123,13 @@ pub fn clear_usage(conn: &Connection, client_id: &str, owner: &str, now: i64) ->
 
 /// Counts bytes moved at `at` against the owner's quota on the client,
 /// unless they belong to a period before the current one.
-pub fn add_usage(conn: &Connection, client_id: &str, owner: &str, at: i64, bytes: u64) -> StoreResult<()> {
+pub fn add_usage(
+    conn: &Connection,
+    client_id: &str,
+    owner: &str,
+    at: i64,
+    bytes: u64,
+) -> StoreResult<()> {
     conn.execute(
         "UPDATE quotas SET used_bytes = used_bytes + ?3
          WHERE client_id = ?1 AND owner = ?2 AND period_start <= ?4",

@@ -73,7 +73,12 @@ pub struct BucketKey<'a> {
 }
 
 /// Adds `delta` to a bucket, creating it.
-pub fn add(conn: &Connection, grain: Grain, key: &BucketKey<'_>, delta: &Counters) -> StoreResult<()> {
+pub fn add(
+    conn: &Connection,
+    grain: Grain,
+    key: &BucketKey<'_>,
+    delta: &Counters,
+) -> StoreResult<()> {
     let t = table(grain);
     conn.execute(
         &format!(
@@ -149,7 +154,12 @@ pub fn sums(
 
 /// Bytes both ways that `owner`'s rules on a client moved in hours
 /// starting at or after `since` (an hour boundary).
-pub fn bytes_since(conn: &Connection, client_id: &str, owner: &str, since: i64) -> StoreResult<u64> {
+pub fn bytes_since(
+    conn: &Connection,
+    client_id: &str,
+    owner: &str,
+    since: i64,
+) -> StoreResult<u64> {
     let total: Option<i64> = conn.query_row(
         "SELECT SUM(bytes_in + bytes_out) FROM traffic_hour
          WHERE client_id = ?1 AND owner = ?2 AND bucket_start >= ?3",
@@ -179,5 +189,8 @@ pub fn prune(conn: &Connection, grain: Grain, before: i64) -> StoreResult<u64> {
 
 /// Forgets the cursors of rules that have not reported since `before`.
 pub fn prune_cursors(conn: &Connection, before: i64) -> StoreResult<u64> {
-    Ok(conn.execute("DELETE FROM traffic_cursors WHERE updated_at < ?1", [before])? as u64)
+    Ok(conn.execute(
+        "DELETE FROM traffic_cursors WHERE updated_at < ?1",
+        [before],
+    )? as u64)
 }

@@ -119,17 +119,72 @@ mod tests {
     fn step_table() {
         let cases = [
             ("first report", None, at("a", 1, 1, 500), count(500)),
-            ("next report", Some(at("a", 1, 1, 500)), at("a", 1, 2, 800), count(300)),
-            ("nothing moved", Some(at("a", 1, 2, 800)), at("a", 1, 3, 800), count(0)),
-            ("duplicate", Some(at("a", 1, 2, 800)), at("a", 1, 2, 800), Step::Skip),
-            ("late", Some(at("a", 1, 5, 900)), at("a", 1, 4, 850), Step::Skip),
-            ("client restarted", Some(at("a", 1, 9, 900)), at("b", 1, 1, 200), count(200)),
-            ("restart, more than before", Some(at("a", 1, 9, 900)), at("b", 1, 1, 1200), count(1200)),
-            ("rule re-enabled", Some(at("a", 1, 9, 900)), at("a", 2, 10, 50), count(50)),
-            ("unstamped, grows", Some(at("", 0, 0, 100)), at("", 0, 0, 300), count(200)),
-            ("unstamped, repeated", Some(at("", 0, 0, 300)), at("", 0, 0, 300), count(0)),
-            ("unstamped, reset", Some(at("", 0, 0, 300)), at("", 0, 0, 100), count(100)),
-            ("stamped after unstamped", Some(at("", 0, 0, 300)), at("a", 1, 1, 40), count(40)),
+            (
+                "next report",
+                Some(at("a", 1, 1, 500)),
+                at("a", 1, 2, 800),
+                count(300),
+            ),
+            (
+                "nothing moved",
+                Some(at("a", 1, 2, 800)),
+                at("a", 1, 3, 800),
+                count(0),
+            ),
+            (
+                "duplicate",
+                Some(at("a", 1, 2, 800)),
+                at("a", 1, 2, 800),
+                Step::Skip,
+            ),
+            (
+                "late",
+                Some(at("a", 1, 5, 900)),
+                at("a", 1, 4, 850),
+                Step::Skip,
+            ),
+            (
+                "client restarted",
+                Some(at("a", 1, 9, 900)),
+                at("b", 1, 1, 200),
+                count(200),
+            ),
+            (
+                "restart, more than before",
+                Some(at("a", 1, 9, 900)),
+                at("b", 1, 1, 1200),
+                count(1200),
+            ),
+            (
+                "rule re-enabled",
+                Some(at("a", 1, 9, 900)),
+                at("a", 2, 10, 50),
+                count(50),
+            ),
+            (
+                "unstamped, grows",
+                Some(at("", 0, 0, 100)),
+                at("", 0, 0, 300),
+                count(200),
+            ),
+            (
+                "unstamped, repeated",
+                Some(at("", 0, 0, 300)),
+                at("", 0, 0, 300),
+                count(0),
+            ),
+            (
+                "unstamped, reset",
+                Some(at("", 0, 0, 300)),
+                at("", 0, 0, 100),
+                count(100),
+            ),
+            (
+                "stamped after unstamped",
+                Some(at("", 0, 0, 300)),
+                at("a", 1, 1, 40),
+                count(40),
+            ),
         ];
         for (name, cursor, report, want) in cases {
             assert_eq!(step(cursor.as_ref(), &report), want, "{name}");

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(w.count, 2);
         assert_eq!(w.grain(), Grain::Hour);
         let w = Window::new(since, since + 60, Some(60)).unwrap();
-        assert_eq!((w.start, w.count, w.grain()), (since - 30, 2, Grain::Minute));
+        assert_eq!(
+            (w.start, w.count, w.grain()),
+            (since - 30, 2, Grain::Minute)
+        );
         // A day step starts at 00:00 UTC.
         let w = Window::new(since, since + 1, Some(86_400)).unwrap();
         assert_eq!(w.start % 86_400, 0);
@@ -181,7 +184,13 @@ mod tests {
     #[test]
     fn dense_series_sum_rollups_into_steps() {
         let w = Window::new(0, 900, Some(300)).unwrap();
-        let rows = [(0, c(1)), (60, c(2)), (600, c(4)), (840, c(8)), (900, c(16))];
+        let rows = [
+            (0, c(1)),
+            (60, c(2)),
+            (600, c(4)),
+            (840, c(8)),
+            (900, c(16)),
+        ];
         let got: Vec<u64> = w.dense(&rows).iter().map(|(_, c)| c.bytes_in).collect();
         assert_eq!(got, vec![3, 0, 12]);
     }

@@ -10,7 +10,15 @@ use crate::store::{clients, users, write_tx, Store};
 
 const T0: i64 = 1_772_359_200; // 2026-03-01T10:00:00Z
 
-fn sample(client: &str, rule: &str, at: i64, run: &str, instance: u64, seq: u64, bytes: u64) -> Sample {
+fn sample(
+    client: &str,
+    rule: &str,
+    at: i64,
+    run: &str,
+    instance: u64,
+    seq: u64,
+    bytes: u64,
+) -> Sample {
     Sample {
         rule_id: rule.into(),
         client_id: client.into(),
@@ -64,7 +72,11 @@ fn restarts_duplicates_and_a_server_restart_count_each_byte_once() {
     let r = |at, run, inst, seq, bytes| sample(&edge, "r1", at, run, inst, seq, bytes);
     let f = fold_now(
         &store,
-        &[r(T0 + 5, "a", 1, 1, 1000), r(T0 + 10, "a", 1, 2, 3000), r(T0 + 10, "a", 1, 2, 3000)],
+        &[
+            r(T0 + 5, "a", 1, 1, 1000),
+            r(T0 + 10, "a", 1, 2, 3000),
+            r(T0 + 10, "a", 1, 2, 3000),
+        ],
         T0 + 11,
     );
     assert_eq!((f.counted, f.skipped), (2, 1));
@@ -72,9 +84,17 @@ fn restarts_duplicates_and_a_server_restart_count_each_byte_once() {
     // report (the same run) adds only what is new.
     drop(store);
     let store = Store::open(&path).unwrap();
-    fold_now(&store, &[r(T0 + 65, "a", 1, 3, 3500), r(T0 + 66, "a", 1, 2, 3000)], T0 + 70);
+    fold_now(
+        &store,
+        &[r(T0 + 65, "a", 1, 3, 3500), r(T0 + 66, "a", 1, 2, 3000)],
+        T0 + 70,
+    );
     // The edge restarts: its counters start from zero in a new run.
-    fold_now(&store, &[r(T0 + 125, "b", 1, 1, 200), r(T0 + 130, "b", 1, 1, 200)], T0 + 131);
+    fold_now(
+        &store,
+        &[r(T0 + 125, "b", 1, 1, 200), r(T0 + 130, "b", 1, 1, 200)],
+        T0 + 131,
+    );
     let filter = Filter {
         rule_id: Some("r1".into()),
         ..Filter::default()
@@ -152,7 +172,11 @@ fn quota_usage_follows_the_deltas_and_rolls_over_with_the_period() {
     assert_eq!(used(&store), 6000, "in plus out");
     // April 1st: the next fold moves the quota into the new period first.
     let april = 1_775_001_600; // 2026-04-01T00:00:00Z
-    let f = fold_now(&store, &[sample(&edge, "r1", april + 30, "a", 1, 2, 4100)], april + 31);
+    let f = fold_now(
+        &store,
+        &[sample(&edge, "r1", april + 30, "a", 1, 2, 4100)],
+        april + 31,
+    );
     assert_eq!(f.rolled, 1);
     assert_eq!(used(&store), 150);
     // The buckets the quota was counted from stay as history.
@@ -181,7 +205,15 @@ fn a_rule_busy_all_day_stays_under_the_documented_bytes() {
     let day = |store: &Store, rule: &str, from: i64| {
         let samples: Vec<Sample> = (0..1440)
             .map(|m| {
-                let mut s = sample(&edge, rule, from + m * 60, "a", 1, m as u64 + 1, (m as u64 + 1) * 1_000_000);
+                let mut s = sample(
+                    &edge,
+                    rule,
+                    from + m * 60,
+                    "a",
+                    1,
+                    m as u64 + 1,
+                    (m as u64 + 1) * 1_000_000,
+                );
                 s.report.counters.connections = m as u64 * 10;
                 s
             })
@@ -192,5 +224,8 @@ fn a_rule_busy_all_day_stays_under_the_documented_bytes() {
     let before = page(&store);
     day(&store, "01JABCDEFGHJKMNPQRSTVWXYZ1", T0);
     let per_rule_day = page(&store) - before;
-    assert!(per_rule_day < 300 * 1024, "{per_rule_day} bytes per rule per day");
+    assert!(
+        per_rule_day < 300 * 1024,
+        "{per_rule_day} bytes per rule per day"
+    );
 }
