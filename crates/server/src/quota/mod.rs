@@ -74,6 +74,9 @@ pub fn gates_message(owners: &BTreeSet<String>) -> pb::ServerMessage {
 #[derive(Default)]
 pub struct Gates {
     told: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// One evaluation at a time: two racing ones could otherwise send a
+    /// client an older list after a newer one.
+    evaluating: tokio::sync::Mutex<()>,
 }
 
 impl Gates {
@@ -92,6 +95,7 @@ impl Gates {
 /// after a quota changes, and periodically (periods roll over and end
 /// dates pass without any report).
 pub async fn evaluate(state: &Shared) -> StoreResult<()> {
+    let _one = state.quota_gates.evaluating.lock().await;
     let now = store::now();
     let (rows, names) = state
         .store
@@ -141,4 +145,39 @@ pub async fn evaluate(state: &Shared) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::period::Reset;
+
+    #[test]
+    fn standing_table() {
+        let q = |used: u64, ends_at: Option<i64>| QuotaRow {
+            client_id: "c".into(),
+            owner: "o".into(),
+            monthly_bytes: 100,
+            reset: Reset::Monthly(1),
+            ends_at,
+            period_start: 0,
+            used_bytes: used,
+            updated_at: 0,
+        };
+        let cases = [
+            (q(0, None), Standing::Open),
+            (q(99, None), Standing::Open),
+            (q(100, None), Standing::Exhausted),
+            (q(500, None), Standing::Exhausted),
+            // The end is the first moment traffic is no longer allowed.
+            (q(0, Some(1001)), Standing::Open),
+            (q(0, Some(1000)), Standing::Expired),
+            (q(0, Some(999)), Standing::Expired),
+            (q(100, Some(10)), Standing::Expired),
+        ];
+        for (quota, want) in cases {
+            assert_eq!(standing(&quota, 1000), want, "{quota:?}");
+            assert_eq!(want.cuts_off(), want != Standing::Open);
+        }
+    }
 }
