@@ -439,17 +439,9 @@ pub async fn list(
         .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| with_quota(r.into(), &cut_off))
+            .map(|r| RuleView::from(r).with_quota(&cut_off))
             .collect(),
     ))
-}
-
-/// Marks a rule whose owner's quota on its client cuts it off.
-pub(super) fn with_quota(mut view: RuleView, cut_off: &crate::quota::Cutoffs) -> RuleView {
-    view.quota_exhausted = cut_off
-        .get(&view.client_id)
-        .is_some_and(|owners| owners.contains(&view.owner));
-    view
 }
 
 pub(super) async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
@@ -472,7 +464,7 @@ pub async fn get(
         .store
         .call(|c| crate::quota::cutoffs(c, crate::store::now()))
         .await?;
-    Ok(Json(with_quota(row.into(), &cut_off)))
+    Ok(Json(RuleView::from(row).with_quota(&cut_off)))
 }
 
 /// What removing a rule answers.

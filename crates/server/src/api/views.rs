@@ -103,6 +103,16 @@ impl From<RuleRow> for RuleView {
     }
 }
 
+impl RuleView {
+    /// Marks the rule when its owner's quota on its client cuts it off.
+    pub fn with_quota(mut self, cut_off: &crate::quota::Cutoffs) -> RuleView {
+        self.quota_exhausted = cut_off
+            .get(&self.client_id)
+            .is_some_and(|owners| owners.contains(&self.owner));
+        self
+    }
+}
+
 /// A rule's counters from its client's latest report (all zero and
 /// `reported_at` null before the first one). Counters are cumulative since
 /// the client started the rule.
