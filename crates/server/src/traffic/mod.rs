@@ -82,6 +82,13 @@ impl Recorder {
         queue.push(sample);
     }
 
+    fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     fn take(&self) -> Vec<Sample> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -175,14 +182,21 @@ pub async fn run(state: Shared) {
                 Err(e) => tracing::warn!(error = %e, "traffic retention pass failed"),
             }
         }
-        let changed = match fold_queued(&state).await {
-            Ok(f) => f.rolled > 0 || !f.clients.is_empty(),
-            Err(e) => {
-                tracing::warn!(error = %e, "traffic reports not folded; the next pass retries what later reports carry");
-                false
+        // An idle server takes no write lock, but still rolls quota
+        // periods over on the periodic pass.
+        let due = last_evaluation.elapsed() >= EVALUATE_EVERY;
+        let changed = if state.traffic.is_empty() && !due {
+            false
+        } else {
+            match fold_queued(&state).await {
+                Ok(f) => f.rolled > 0 || !f.clients.is_empty(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "traffic reports not folded; the next pass retries what later reports carry");
+                    false
+                }
             }
         };
-        if changed || last_evaluation.elapsed() >= EVALUATE_EVERY {
+        if changed || due {
             last_evaluation = tokio::time::Instant::now();
             if let Err(e) = crate::quota::evaluate(&state).await {
                 tracing::warn!(error = %e, "quotas not evaluated");
