@@ -186,6 +186,47 @@ fn quota_usage_follows_the_deltas_and_rolls_over_with_the_period() {
     assert_eq!(usage, 6150);
 }
 
+#[test]
+fn retention_deletes_old_buckets_of_each_size_and_stale_cursors() {
+    let (_d, store) = crate::store::test_store();
+    let edge = setup(&store);
+    let day = 86_400;
+    // Reports ten days apart, each folded then.
+    for (i, at) in [T0, T0 + 10 * day].into_iter().enumerate() {
+        let seq = i as u64 + 1;
+        fold_now(
+            &store,
+            &[sample(&edge, "r1", at, "a", 1, seq, 100 * seq)],
+            at,
+        );
+    }
+    fold_now(&store, &[sample(&edge, "r2", T0, "a", 1, 1, 5)], T0);
+    let now = T0 + 10 * day + 60;
+    let count = |grain| {
+        store
+            .blocking(|c| sums(c, grain, &Filter::default(), 0, i64::MAX))
+            .unwrap()
+            .len()
+    };
+    assert_eq!((count(Grain::Minute), count(Grain::Hour)), (2, 2));
+    let deleted = store
+        .blocking(|c| {
+            let minutes = crate::store::traffic::prune(c, Grain::Minute, now - 7 * day)?;
+            let hours = crate::store::traffic::prune(c, Grain::Hour, now - 90 * day)?;
+            let cursors = crate::store::traffic::prune_cursors(c, now - 7 * day)?;
+            Ok((minutes, hours, cursors))
+        })
+        .unwrap();
+    // Both rules' minutes of the first day go (one bucket start, two
+    // rules); hours stay; r2 has not reported for ten days.
+    assert_eq!(deleted, (2, 0, 1));
+    assert_eq!((count(Grain::Minute), count(Grain::Hour)), (1, 2));
+    let r2 = store
+        .blocking(|c| crate::store::traffic::cursor(c, "r2"))
+        .unwrap();
+    assert_eq!(r2, None);
+}
+
 /// What one busy rule costs per day: a row per minute and per hour, with
 /// their indexes. docs/operations.md states this figure.
 #[test]
