@@ -342,3 +342,52 @@ fn quota_input_errors_have_stable_codes() {
         "{body}"
     );
 }
+
+#[test]
+fn a_tenant_lists_only_their_own_quotas_and_cannot_set_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bootstrapped(dir.path());
+    server.cli_ok(&["enroll-client", "edge-01"]);
+    server.cli_ok(&["user-add", "alice", "--display-name", "Alice"]);
+    let alice = server.cli_ok(&["credential-issue", "alice", "--label", "ci"]);
+    for owner in ["alice", "_superadmin"] {
+        server.cli_ok(&["quota", "set", "edge-01", owner, "--monthly-bytes", "5GB"]);
+    }
+    let as_alice = |args: &[&str]| {
+        portunus_e2e::run_server_cli(&server.dir, Some(&server.url()), Some(&alice), args)
+    };
+    let out = as_alice(&["quota", "list", "--format", "json"]);
+    assert!(out.status.success(), "{}", portunus_e2e::stderr_text(&out));
+    let mine: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let owners: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["alice"]);
+    let out = as_alice(&[
+        "quota",
+        "list",
+        "--owner",
+        "_superadmin",
+        "--format",
+        "json",
+    ]);
+    let still: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(still.as_array().unwrap().len(), 1, "{still}");
+    assert_eq!(still[0]["owner"], "alice");
+    expect_fail(
+        &as_alice(&["quota", "set", "edge-01", "alice", "--monthly-bytes", "9TB"]),
+        1,
+        "forbidden",
+    );
+    expect_fail(
+        &as_alice(&["quota", "clear-usage", "edge-01", "alice"]),
+        1,
+        "forbidden",
+    );
+    let all: Value =
+        serde_json::from_str(&server.cli_ok(&["quota", "list", "--format", "json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+}
