@@ -126,7 +126,8 @@ fn history_counts_each_byte_once_through_client_and_server_restarts() {
     let by_owner = history(&server, "owner=_superadmin&step=1h");
     assert_eq!(by_owner["bytes_out"], h["bytes_out"], "{by_owner}");
     let cli: Value = serde_json::from_str(&server.cli_ok(&[
-        "traffic", "--rule", &rule, "--since", "2h", "--step", "5m", "--format", "json",
+        "traffic", "--rule", &rule, "--client", "edge-01", "--since", "2h", "--step", "5m",
+        "--format", "json",
     ]))
     .unwrap();
     assert_eq!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 #[derive(Debug, clap::Args)]
 pub struct TrafficArgs {
     /// A rule's history (id or name).
-    #[arg(long, conflicts_with_all = ["client", "owner"])]
+    #[arg(long, conflicts_with = "owner")]
     pub rule: Option<String>,
     /// The history of a client's rules (name or id); with --rule, the
     /// client the rule name is on.
