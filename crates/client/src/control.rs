@@ -47,6 +47,8 @@ pub struct Control {
     cfg: ControlConfig,
     /// `Bearer <token>`, flagged sensitive so that no debug output shows it.
     authorization: AsciiMetadataValue,
+    /// Stamps this process's stats reports across reconnections.
+    stamp: wire::ReportStamp,
 }
 
 /// Why a session ended; each is logged differently.
@@ -64,7 +66,11 @@ impl Control {
             .parse()
             .map_err(|_| TokenNotAscii)?;
         authorization.set_sensitive(true);
-        Ok(Control { cfg, authorization })
+        Ok(Control {
+            cfg,
+            authorization,
+            stamp: wire::ReportStamp::new_run(),
+        })
     }
 
     /// Runs until the future is dropped, which is how shutdown stops it.
@@ -121,7 +127,10 @@ impl Control {
                     Ok(None) => return SessionEnd::ClosedByServer,
                     Err(status) => return SessionEnd::Lost(status),
                 },
-                _ = stats_tick.tick() => send(&tx, wire::stats_report(rec.stats())).await,
+                _ = stats_tick.tick() => {
+                    let stamp = self.stamp.next();
+                    send(&tx, wire::stats_report(stamp, rec.report())).await
+                }
             }
         }
     }
@@ -199,6 +208,10 @@ impl Control {
                     Some(Ok(l)) => rec.engine().set_owner_limit(&envelope.owner, Some(l)),
                     None => rec.engine().set_owner_limit(&envelope.owner, None),
                 }
+            }
+            Some(Kind::QuotaGates(gates)) => {
+                tracing::debug!(exhausted = gates.exhausted_owners.len(), "quota gates");
+                rec.engine().set_exhausted_owners(&gates.exhausted_owners);
             }
             None => {
                 tracing::debug!("ignoring a server message of a kind this client does not know")

@@ -194,6 +194,15 @@ impl Reconciler {
         }
     }
 
+    /// Each running rule's counters with the instance they belong to.
+    pub fn report(&self) -> Vec<(String, u64, RuleStats)> {
+        self.running
+            .iter()
+            .map(|(id, h)| (id.clone(), h.instance(), h.stats()))
+            .collect()
+    }
+
+    #[cfg(test)]
     pub fn stats(&self) -> Vec<(String, RuleStats)> {
         self.running
             .iter()

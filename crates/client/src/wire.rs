@@ -41,16 +41,51 @@ pub fn undecodable(err: portunus_proto::WireError) -> ActivationError {
     }
 }
 
-pub fn stats_report(rules: Vec<(String, RuleStats)>) -> pb::ClientMessage {
-    let rules = rules.into_iter().map(|(id, s)| rule_stats(id, s)).collect();
-    pb::ClientMessage {
-        kind: Some(Kind::Stats(pb::StatsReport { rules })),
+/// Which process sent a report, and the how-manieth it is: the server
+/// folds each report into its history once.
+#[derive(Debug, Clone)]
+pub struct ReportStamp {
+    pub run_id: String,
+    pub seq: u64,
+}
+
+impl ReportStamp {
+    /// A stamp for a new process: a random run id, the first report next.
+    pub fn new_run() -> ReportStamp {
+        use rand::Rng;
+        let bytes: [u8; 16] = rand::rng().random();
+        ReportStamp {
+            run_id: hex::encode(bytes),
+            seq: 0,
+        }
+    }
+
+    /// The stamp of the next report.
+    pub fn next(&mut self) -> ReportStamp {
+        self.seq += 1;
+        self.clone()
     }
 }
 
-fn rule_stats(rule_id: String, s: RuleStats) -> pb::RuleStats {
+pub fn stats_report(stamp: ReportStamp, rules: Vec<(String, u64, RuleStats)>) -> pb::ClientMessage {
+    let rules = rules
+        .into_iter()
+        .map(|(id, instance, s)| rule_stats(id, instance, s))
+        .collect();
+    pb::ClientMessage {
+        kind: Some(Kind::Stats(pb::StatsReport {
+            rules,
+            run_id: stamp.run_id,
+            seq: stamp.seq,
+        })),
+    }
+}
+
+fn rule_stats(rule_id: String, instance: u64, s: RuleStats) -> pb::RuleStats {
     pb::RuleStats {
         rule_id,
+        instance,
+        quota_refused: s.quota_refused,
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
         connections_total: s.connections_total,
@@ -160,6 +195,7 @@ mod tests {
             rate_limit_rejects_concurrency: 24,
             rate_limit_rejects_bandwidth: 25,
             source_denied: 26,
+            quota_refused: 27,
             ports: vec![PortStats {
                 port: 8443,
                 bytes_in: 15,
@@ -177,7 +213,9 @@ mod tests {
                 bytes_out: 22,
             }],
         };
-        let Some(Kind::Stats(report)) = stats_report(vec![("r1".into(), stats)]).kind else {
+        let Some(Kind::Stats(report)) =
+            stats_report(ReportStamp::new_run().next(), vec![("r1".into(), 7, stats)]).kind
+        else {
             panic!("not stats")
         };
         let r = &report.rules[0];
@@ -200,12 +238,14 @@ mod tests {
             r.rate_limit_rejects_concurrency,
             r.rate_limit_rejects_bandwidth,
             r.source_denied,
+            r.quota_refused,
         ];
         assert_eq!(
             counters,
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 23, 24, 25, 26]
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 23, 24, 25, 26, 27]
         );
-        assert_eq!(r.rule_id, "r1");
+        assert_eq!((r.rule_id.as_str(), r.instance), ("r1", 7));
+        assert_eq!((report.seq, report.run_id.len()), (1, 32));
         assert_eq!(
             r.ports,
             vec![pb::PortStats {

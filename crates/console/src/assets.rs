@@ -32,6 +32,7 @@ assets! {
     "js/api.js" => JS,
     "js/ui.js" => JS,
     "js/chart.js" => JS,
+    "js/history.js" => JS,
     "js/pages/onboarding.js" => JS,
     "js/pages/signin.js" => JS,
     "js/pages/account.js" => JS,

@@ -2,6 +2,7 @@
 
 use crate::capability;
 use crate::error::{ActivationError, ActivationReason};
+use crate::gate::Gate;
 use crate::handle::{Connections, RuleHandle};
 use crate::limit::{LimitCell, RuleLimits};
 use crate::resolve::Resolver;
@@ -57,6 +58,9 @@ struct Shared {
     /// owner's rules. An owner keeps its cell once seen, so a deleted and
     /// re-set envelope still counts the connections that are open.
     owners: Mutex<HashMap<String, Arc<LimitCell>>>,
+    /// Per-owner quota gates, kept once seen like the envelopes, so a
+    /// gate the server closes before the owner's rules start holds them.
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
     /// Caps the UDP flows (each holds a socket) of all rules together.
     flow_budget: FlowBudget,
     /// Stopped UDP rules whose flows still answer from their ports.
@@ -83,6 +87,7 @@ impl Engine {
                 resolver,
                 sni_ports: SniPorts::default(),
                 owners: Mutex::default(),
+                gates: Mutex::default(),
                 flow_budget: FlowBudget::unlimited(),
                 draining_udp: DrainingPorts::default(),
             }),
@@ -140,6 +145,41 @@ impl Engine {
         self.owner_cell(owner).set(limit.as_ref(), Instant::now());
     }
 
+    /// Closes the quota gates of `exhausted` and opens every other one:
+    /// the server sends the complete list, so an owner it no longer names
+    /// forwards again. Closing ends the owner's open connections and
+    /// flows; the rules stay bound.
+    pub fn set_exhausted_owners(&self, exhausted: &[String]) {
+        let mut gates = self
+            .shared
+            .gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for owner in exhausted {
+            gates.entry(owner.clone()).or_default();
+        }
+        for (owner, gate) in gates.iter() {
+            let closed = exhausted.contains(owner);
+            if gate.set_closed(closed) {
+                tracing::info!(owner = %owner, closed, "owner quota gate");
+            }
+        }
+    }
+
+    /// Whether `owner`'s quota gate is closed on this edge.
+    pub fn owner_exhausted(&self, owner: &str) -> bool {
+        self.owner_gate(owner).is_closed()
+    }
+
+    fn owner_gate(&self, owner: &str) -> Arc<Gate> {
+        let mut gates = self
+            .shared
+            .gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        gates.entry(owner.to_string()).or_default().clone()
+    }
+
     fn owner_cell(&self, owner: &str) -> Arc<LimitCell> {
         let mut owners = self
             .shared
@@ -155,7 +195,8 @@ impl Engine {
         id: &str,
         spec: RuleSpec,
     ) -> Result<RuleHandle, ActivationError> {
-        self.start_with(id, Arc::default(), spec).await
+        self.start_with(id, Arc::default(), Arc::default(), spec)
+            .await
     }
 
     /// Binds every listen port of the rule atomically (all or none) and
@@ -167,13 +208,15 @@ impl Engine {
         owner: &str,
         spec: RuleSpec,
     ) -> Result<RuleHandle, ActivationError> {
-        self.start_with(id, self.owner_cell(owner), spec).await
+        self.start_with(id, self.owner_cell(owner), self.owner_gate(owner), spec)
+            .await
     }
 
     async fn start_with(
         &self,
         id: &str,
         owner: Arc<LimitCell>,
+        gate: Arc<Gate>,
         spec: RuleSpec,
     ) -> Result<RuleHandle, ActivationError> {
         spec.validate(&ENGINE_LIMITS)
@@ -202,6 +245,7 @@ impl Engine {
                     limits: limits.clone(),
                     connections: connections.clone(),
                     filter,
+                    gate,
                 };
                 let started = tcp::start(id, &spec, rule, &self.shared.sni_ports)?;
                 sni = started.sni;
@@ -219,6 +263,7 @@ impl Engine {
                     limits.clone(),
                     self.clone(),
                     filter,
+                    gate,
                 );
                 udp_drain = Some(udp::start(id, &spec, rule, &connections, registry)?);
                 Vec::new()

@@ -52,6 +52,9 @@ impl Connections {
 /// A running rule. Dropping the handle without `stop` aborts it at once.
 pub struct RuleHandle {
     id: String,
+    /// Unique among the handles of this process, so a report consumer can
+    /// tell a restarted rule (counters from zero) from the one before.
+    instance: u64,
     spec: RuleSpec,
     counters: Arc<RuleCounters>,
     /// One accept loop per listen port; each owns its listener.
@@ -74,8 +77,10 @@ impl RuleHandle {
         listeners: Vec<JoinHandle<()>>,
         connections: Connections,
     ) -> Self {
+        static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         RuleHandle {
             id: id.to_string(),
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             spec,
             counters,
             listeners,
@@ -119,6 +124,11 @@ impl RuleHandle {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Which start of the rule this is, unique in the process.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn spec(&self) -> &RuleSpec {

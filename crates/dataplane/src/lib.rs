@@ -25,6 +25,7 @@ mod capability;
 mod copy;
 mod engine;
 mod error;
+mod gate;
 mod handle;
 mod health;
 pub mod limit;

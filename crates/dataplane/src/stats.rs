@@ -35,6 +35,9 @@ pub struct RuleStats {
     /// TCP connections closed at accept and UDP datagrams dropped before a
     /// flow existed, because the source filter refused their peer.
     pub source_denied: u64,
+    /// TCP connections refused and UDP datagrams dropped while the owner's
+    /// quota gate was closed.
+    pub quota_refused: u64,
     pub ports: Vec<PortStats>,
     pub targets: Vec<TargetStats>,
 }
@@ -131,6 +134,7 @@ pub(crate) struct RuleCounters {
     pub(crate) sni_routed: Counter,
     pub(crate) sni_unmatched: Counter,
     pub(crate) source_denied: Counter,
+    pub(crate) quota_refused: Counter,
     /// Ended connections that moved bulk bytes with splice; not reported,
     /// but lets tests tell the copy paths apart.
     pub(crate) spliced_connections: Counter,
@@ -176,6 +180,7 @@ impl RuleCounters {
             sni_routed: Counter::default(),
             sni_unmatched: Counter::default(),
             source_denied: Counter::default(),
+            quota_refused: Counter::default(),
             spliced_connections: Counter::default(),
             rejects_new_connections: Counter::default(),
             rejects_concurrency: Counter::default(),
@@ -244,6 +249,7 @@ impl RuleCounters {
             sni_routed: self.sni_routed.get(),
             sni_unmatched: self.sni_unmatched.get(),
             source_denied: self.source_denied.get(),
+            quota_refused: self.quota_refused.get(),
             ports: self
                 .ports
                 .iter()

@@ -5,6 +5,7 @@
 
 use crate::copy::{Direction, Pumps};
 use crate::error::ActivationError;
+use crate::gate::Gate;
 use crate::handle::Connections;
 use crate::limit::{self, Admission, RuleLimits};
 use crate::listener;
@@ -39,6 +40,9 @@ pub(crate) struct TcpRule {
     pub(crate) connections: Connections,
     /// Which peers the rule serves; checked before any limit is charged.
     pub(crate) filter: SourceFilter,
+    /// The owner's quota gate: closed, it refuses new connections and
+    /// ends the open ones.
+    pub(crate) gate: Arc<Gate>,
 }
 
 /// A started TCP rule: its own tasks (accept loops, health probes) and,
@@ -125,7 +129,8 @@ async fn accept_loop(rule: Arc<TcpRule>, listener: TcpListener, offset: u16) {
                     (guard, admission),
                     Vec::new(),
                 );
-                rule.connections.spawn(task.in_current_span());
+                rule.connections
+                    .spawn(until_gate_closes(rule.gate.closing(), task).in_current_span());
             }
             Err(e) => pause_after(&e).await,
         }
@@ -147,7 +152,8 @@ pub(crate) fn hand_over(
     };
     let guard = ConnectionGuard::open(rule.counters.clone(), 0);
     let task = serve(rule.clone(), stream, peer, 0, (guard, admission), replay);
-    rule.connections.spawn(task.instrument(span.clone()));
+    rule.connections
+        .spawn(until_gate_closes(rule.gate.closing(), task).instrument(span.clone()));
 }
 
 /// Admits a new connection through the rule's source filter, then the
@@ -155,6 +161,12 @@ pub(crate) fn hand_over(
 /// token. A refused connection is reset at once (`SO_LINGER 0` then close,
 /// so the peer sees an RST rather than a clean end) and counted.
 fn admit(rule: &TcpRule, stream: &TcpStream, peer: SocketAddr) -> Option<Admission> {
+    if rule.gate.is_closed() {
+        rule.counters.quota_refused.inc();
+        debug!(%peer, "connection refused: the owner's quota is spent");
+        reset(stream, peer);
+        return None;
+    }
     if !rule.filter.admits(peer.ip()) {
         rule.counters.source_denied.inc();
         debug!(%peer, "connection refused by the source filter");
@@ -169,6 +181,18 @@ fn admit(rule: &TcpRule, stream: &TcpStream, peer: SocketAddr) -> Option<Admissi
             reset(stream, peer);
             None
         }
+    }
+}
+
+/// Runs a connection until it ends or its owner's quota gate closes;
+/// dropping it closes both sockets.
+async fn until_gate_closes(
+    closing: impl std::future::Future<Output = ()>,
+    connection: impl std::future::Future<Output = ()>,
+) {
+    tokio::select! {
+        () = connection => {}
+        () = closing => debug!("connection closed: the owner's quota is spent"),
     }
 }
 

@@ -5,6 +5,7 @@ mod binding;
 mod filters;
 mod forwarding;
 mod lifecycle;
+mod quota_gates;
 mod sni_routing;
 pub(crate) mod support;
 mod targets;

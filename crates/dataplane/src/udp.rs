@@ -24,6 +24,7 @@ mod upstream;
 
 use crate::engine::Engine;
 use crate::error::{ActivationError, ActivationReason};
+use crate::gate::Gate;
 use crate::handle::Connections;
 use crate::limit::RuleLimits;
 use crate::listener;
@@ -51,6 +52,9 @@ pub(crate) struct UdpRule {
     /// Which sources may start a flow; a flow's later datagrams come from
     /// the source that passed it.
     filter: SourceFilter,
+    /// The owner's quota gate: closed, the ports take no new source and
+    /// drop the flows they have.
+    gate: Arc<Gate>,
 }
 
 impl UdpRule {
@@ -61,6 +65,7 @@ impl UdpRule {
         limits: RuleLimits,
         engine: Engine,
         filter: SourceFilter,
+        gate: Arc<Gate>,
     ) -> UdpRule {
         UdpRule {
             counters,
@@ -68,6 +73,7 @@ impl UdpRule {
             limits,
             engine,
             filter,
+            gate,
         }
     }
 }

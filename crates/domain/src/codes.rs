@@ -70,6 +70,9 @@ codes! {
     ListenAddressInvalid = "validation.listen_address_invalid", 400, 2, "A listen address is not an IPv4 or IPv6 address, or is set on an SNI rule.";
     PasswordTooWeak = "password_too_weak", 400, 2, "A password is too short, only whitespace, or unchanged.";
     InvalidIdempotencyKey = "invalid_idempotency_key", 400, 2, "An `Idempotency-Key` header is not 1-128 visible ASCII characters.";
+    InvalidTrafficStep = "invalid_traffic_step", 400, 2, "A traffic step is not one of 1m, 5m, 15m, 30m, 1h, 3h, 6h, 12h, 1d.";
+    InvalidTrafficWindow = "invalid_traffic_window", 400, 2, "A traffic window ends before it starts, or needs more than 2000 buckets at its step.";
+    InvalidQuota = "invalid_quota", 400, 2, "A quota's monthly bytes are 0 or too large, its reset day is not 1-28 or comes with never-reset, or its end date is not YYYY-MM-DD.";
     // Pre-flight validation done by the CLI before any request: exit 3.
     RateLimitNoCapsProvided = "validation.rate_limit_no_caps_provided", 400, 3, "A rate limit names no cap at all.";
     // Advertised endpoint: 422, exit 2.
@@ -93,6 +96,7 @@ codes! {
     ClientNotFound = "client_not_found", 404, 1, "No client has that id or name.";
     RuleNotFound = "rule_not_found", 404, 1, "No rule has that id.";
     UserNotFound = "user_not_found", 404, 8, "No user has that id.";
+    QuotaNotFound = "quota_not_found", 404, 1, "The owner has no quota on that client.";
     // Conflicts with current state: 409.
     Conflict = "conflict", 409, 1, "The change conflicts with the current state.";
     AlreadyExists = "already_exists", 409, 1, "Something with that name or id exists already.";

@@ -80,6 +80,28 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/clients/{id}/owners/{owner}/rate-limit",
         Access::Superadmin,
     ),
+    ("GET", "/v1/traffic", Access::Signed),
+    ("GET", "/v1/quotas", Access::Signed),
+    (
+        "GET",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        Access::Superadmin,
+    ),
+    (
+        "PUT",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        Access::Superadmin,
+    ),
+    (
+        "DELETE",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        Access::Superadmin,
+    ),
+    (
+        "POST",
+        "/v1/clients/{id}/owners/{owner}/quota/clear-usage",
+        Access::Superadmin,
+    ),
     (
         "GET",
         "/v1/settings/advertised-endpoint",

@@ -177,7 +177,8 @@ fn roles_forced_password_change_tokens_and_ended_sessions() {
     b.js("document.querySelector(\"details[data-op='pushRule']\").scrollIntoView(); return null");
     b.screenshot("api");
     b.fill("#f-api-filter", "owners");
-    b.wait_text("main", "4 operations");
+    // The owner caps' four and the quotas' four.
+    b.wait_text("main", "8 operations");
 
     // An API token, shown once, works as a bearer until revoked.
     b.js("location.hash = '#/account'; return null");

@@ -83,6 +83,16 @@ fn a_real_scrape_exports_exactly_the_documented_series() {
     plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let _ = plain.read_to_end(&mut Vec::new());
 
+    // A quota: its usage and limit series.
+    server.cli_ok(&[
+        "quota",
+        "set",
+        "edge-01",
+        "_superadmin",
+        "--monthly-bytes",
+        "1GB",
+    ]);
+
     let documented: BTreeSet<String> = documented_series().into_keys().collect();
     let mut last = BTreeSet::new();
     let matched = poll_until(DEADLINE, || {

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub session_max_lifetime_secs: Option<i64>,
     pub audit_retention_days: Option<u32>,
     pub audit_max_rows: Option<u64>,
+    pub traffic_minute_retention_days: Option<u32>,
+    pub traffic_hour_retention_days: Option<u32>,
     pub database_url: Option<String>,
 }
 
@@ -68,6 +70,7 @@ pub struct Config {
     pub advertised_endpoint: Option<String>,
     pub sessions: Lifetime,
     pub audit_retention: Retention,
+    pub traffic_retention: crate::traffic::Retention,
 }
 
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7443";
@@ -154,8 +157,23 @@ impl FileConfig {
         if let Some(rows) = audit_retention.max_rows {
             anyhow::ensure!(rows >= 1, "audit_max_rows must be at least 1, got {rows}");
         }
+        let traffic_retention = crate::traffic::Retention {
+            minute_days: self.traffic_minute_retention_days.unwrap_or(7),
+            hour_days: self.traffic_hour_retention_days.unwrap_or(90),
+        };
+        anyhow::ensure!(
+            (1..=90).contains(&traffic_retention.minute_days),
+            "traffic_minute_retention_days must be in 1..=90, got {}",
+            traffic_retention.minute_days
+        );
+        anyhow::ensure!(
+            (1..=3660).contains(&traffic_retention.hour_days),
+            "traffic_hour_retention_days must be in 1..=3660, got {}",
+            traffic_retention.hour_days
+        );
         Ok(Config {
             tls_configured,
+            traffic_retention,
             control_listen: self
                 .control_listen
                 .unwrap_or_else(|| DEFAULT_CONTROL_LISTEN.parse().expect("valid default")),

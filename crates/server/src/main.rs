@@ -16,6 +16,7 @@ mod logging;
 mod maintenance;
 mod metrics;
 mod passwords;
+mod quota;
 mod retention;
 mod san;
 mod secrets;
@@ -26,6 +27,7 @@ mod store;
 mod throttle;
 mod timefmt;
 mod tls;
+mod traffic;
 
 use portunus_domain::DomainError;
 use std::process::ExitCode;

@@ -50,6 +50,20 @@ pub struct FleetClient {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    pub client: String,
+    pub owner: String,
+}
+
+/// One quota as its series show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaFigures {
+    pub labels: QuotaLabels,
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -90,6 +104,11 @@ pub struct Metrics {
     tls_sni_route: Family<SniResultLabels, Counter>,
     /// Fleet-wide, like the SNI series: one series per reason.
     rate_limit_reject: Family<RejectReasonLabels, Counter>,
+    /// Rebuilt from the store each time quotas are evaluated.
+    quota_used: Family<QuotaLabels, Gauge>,
+    quota_limit: Family<QuotaLabels, Gauge>,
+    /// One rebuild at a time, so a deleted quota's series go for good.
+    quota_rebuild: std::sync::Mutex<()>,
 }
 
 /// Counter increase between two cumulative reports. A smaller value means
@@ -133,6 +152,9 @@ impl Metrics {
             rule_targets_unhealthy: Family::default(),
             tls_sni_route: Family::default(),
             rate_limit_reject: Family::default(),
+            quota_used: Family::default(),
+            quota_limit: Family::default(),
+            quota_rebuild: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -240,7 +262,33 @@ impl Metrics {
             "Connections and UDP flows refused, and UDP datagrams dropped, by rate limits, by reason",
             m.rate_limit_reject.clone(),
         );
+        registry.register(
+            "portunus_quota_used_bytes",
+            "Bytes both ways an owner's rules on a client moved in the quota's current period",
+            m.quota_used.clone(),
+        );
+        registry.register(
+            "portunus_quota_limit_bytes",
+            "An owner's quota on a client: bytes allowed per period",
+            m.quota_limit.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Replaces the quota series with `quotas`.
+    pub fn set_quotas(&self, quotas: &[QuotaFigures]) {
+        let _one = self.quota_rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        self.quota_used.clear();
+        self.quota_limit.clear();
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for q in quotas {
+            self.quota_used
+                .get_or_create(&q.labels)
+                .set(gauge(q.used_bytes));
+            self.quota_limit
+                .get_or_create(&q.labels)
+                .set(gauge(q.limit_bytes));
+        }
     }
 
     pub fn auth_failure(&self, reason: &str) {

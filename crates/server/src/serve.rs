@@ -217,6 +217,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         stopped(),
     ));
     let retention = tokio::spawn(crate::retention::run(state.clone(), stopped()));
+    let traffic = tokio::spawn(crate::traffic::run(state.clone()));
     let metrics_srv = tokio::spawn(
         axum::serve(metrics, api::metrics_router(state.clone()))
             .with_graceful_shutdown(stopped())
@@ -248,6 +249,14 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     };
     if tokio::time::timeout(drain, all).await.is_err() {
         tracing::warn!("drain timeout reached; exiting with requests in flight");
+    }
+    // The streams are closed: fold what they reported last, so the history
+    // needs nothing from the edges' next reports.
+    traffic.abort();
+    match tokio::time::timeout(Duration::from_secs(2), crate::traffic::fold_queued(&state)).await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "last traffic reports not folded"),
+        Err(_) => tracing::warn!("last traffic reports not folded in time"),
+        Ok(Ok(_)) => {}
     }
     if tokio::time::timeout(Duration::from_secs(2), state.audit.flush())
         .await

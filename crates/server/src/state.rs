@@ -14,6 +14,10 @@ pub struct ServerState {
     pub store: Store,
     pub registry: Registry,
     pub stats: StatsBoard,
+    /// Reports waiting to be folded into the traffic history.
+    pub traffic: crate::traffic::Recorder,
+    /// The quota gates each connected client was last told.
+    pub quota_gates: crate::quota::Gates,
     pub metrics: Metrics,
     pub config: Config,
     /// SHA-256 of the served leaf certificate, as clients pin it.
@@ -43,6 +47,8 @@ impl ServerState {
             store,
             registry: Registry::default(),
             stats: StatsBoard::default(),
+            traffic: Default::default(),
+            quota_gates: Default::default(),
             metrics,
             audit,
             throttle: Default::default(),

@@ -65,6 +65,27 @@ pub(crate) async fn start_on_free_port(
     panic!("no free port after 20 tries");
 }
 
+/// `start_on_free_port` for a rule of `owner`, under its envelope and
+/// quota gate.
+pub(crate) async fn start_owned_on_free_port(
+    engine: &Engine,
+    id: &str,
+    owner: &str,
+    spec_for: impl Fn(u16) -> RuleSpec,
+) -> RuleHandle {
+    for _ in 0..20 {
+        match engine
+            .start_owned_rule(id, owner, spec_for(free_port()))
+            .await
+        {
+            Ok(handle) => return handle,
+            Err(e) if e.reason == ActivationReason::PortInUse => continue,
+            Err(e) => panic!("start_owned_rule: {e}"),
+        }
+    }
+    panic!("no free port after 20 tries");
+}
+
 /// A socket that holds a port: a TCP listener or a UDP socket.
 pub(crate) trait PortHolder: Sized {
     /// "tcp" or "udp", as activation errors name the protocol.

@@ -118,6 +118,7 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: 
     // Flows set up in place during a read, installed right after it.
     let mut set_up = Vec::new();
     let mut flows = FuturesUnordered::new();
+    let mut gate = port.rule.gate.watch();
     let mut reap = tokio::time::interval(reap_period(port.rule.engine.config().udp_flow_idle));
     reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -164,6 +165,11 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: 
                 }
             }
             _ = reap.tick() => port.reap(),
+            Ok(()) = gate.changed() => {
+                if *gate.borrow_and_update() {
+                    port.close_all();
+                }
+            }
         }
     }
 }
@@ -209,6 +215,14 @@ impl Port {
         if !self.rule.filter.admits(d.source.ip()) {
             debug!(source = %d.source, "datagram refused by the source filter");
             self.rule.counters.source_denied.add(d.datagrams());
+            return None;
+        }
+        if self.rule.gate.is_closed() {
+            self.rule.counters.quota_refused.add(d.datagrams());
+            if self.table.contains(d.source) {
+                // A flow set up just before the gate closed.
+                self.close_all();
+            }
             return None;
         }
         if self.draining && !self.table.contains(d.source) {
@@ -370,6 +384,15 @@ impl Port {
     fn failed(&mut self, source: SocketAddr, id: FlowId, error: &io::Error) {
         debug!(%source, id, %error, "flow evicted");
         self.table.remove(source, id);
+    }
+
+    /// Ends every flow of the port: the owner's quota is spent.
+    fn close_all(&mut self) {
+        let flows = self.table.all();
+        debug!(flows = flows.len(), "quota spent: flows closed");
+        for (source, id) in flows {
+            self.evict(source, id);
+        }
     }
 
     fn reap(&mut self) {

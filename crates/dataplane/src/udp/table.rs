@@ -174,6 +174,14 @@ impl<F> FlowTable<F> {
             .collect()
     }
 
+    /// Every flow in the table.
+    pub(crate) fn all(&self) -> Vec<(SocketAddr, FlowId)> {
+        self.flows
+            .iter()
+            .map(|(source, e)| (*source, e.id))
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.flows.len()
     }

@@ -12,6 +12,7 @@ pub mod openapi;
 mod overview;
 pub mod owner_caps;
 mod push_key;
+mod quotas;
 #[cfg(test)]
 mod route_table;
 mod rule_patch;
@@ -21,6 +22,7 @@ mod schemas;
 mod session;
 mod settings;
 mod strict;
+mod traffic;
 mod users;
 mod views;
 
@@ -69,6 +71,16 @@ pub fn router(state: Shared) -> Router {
             get(owner_caps::get)
                 .put(owner_caps::put)
                 .delete(owner_caps::delete),
+        )
+        .route("/v1/traffic", get(traffic::get))
+        .route("/v1/quotas", get(quotas::list))
+        .route(
+            "/v1/clients/{id}/owners/{owner}/quota",
+            get(quotas::get).put(quotas::put).delete(quotas::delete),
+        )
+        .route(
+            "/v1/clients/{id}/owners/{owner}/quota/clear-usage",
+            post(quotas::clear_usage),
         )
         .route(
             "/v1/settings/advertised-endpoint",

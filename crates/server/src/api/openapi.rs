@@ -11,7 +11,7 @@ mod errors;
 mod tests;
 
 use super::{audit, clients, credentials, grants, overview, owner_caps, rules, session};
-use super::{rule_patch, rule_stats, settings, users};
+use super::{quotas, rule_patch, rule_stats, settings, traffic, users};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use portunus_domain::routes::{Access, ROUTES};
@@ -46,6 +46,8 @@ on writes. See docs/api.md.";
         rule_stats::stats_stream,
         super::metrics_mirror, overview::get,
         owner_caps::list_owners, owner_caps::get, owner_caps::put, owner_caps::delete,
+        traffic::get,
+        quotas::list, quotas::get, quotas::put, quotas::delete, quotas::clear_usage,
         settings::get_advertised_endpoint, settings::put_advertised_endpoint,
     ),
     components(schemas(ErrorEnvelope)),
@@ -57,6 +59,8 @@ on writes. See docs/api.md.";
         (name = "clients", description = "Edge clients and their one-time enrollments (superadmin)."),
         (name = "rules", description = "Forwarding rules: push, edit caps, switch off and on, name, remove, stats."),
         (name = "owner caps", description = "Per-owner rate-limit envelopes on a client (superadmin)."),
+        (name = "traffic", description = "Traffic history per rule, client or owner, from the edges' reports."),
+        (name = "quotas", description = "Monthly byte quotas per owner and client: when spent, the edge cuts the owner's traffic there."),
         (name = "settings", description = "The advertised endpoint clients dial (superadmin)."),
         (name = "overview", description = "The fleet at a glance, and the Prometheus mirror."),
         (name = "audit", description = "The audit trail (superadmin)."),
@@ -258,6 +262,10 @@ fn links(method: &str, path: &str) -> Vec<(&'static str, String, Value)> {
                 "setOwnerCap",
                 "getOwnerCap",
                 "removeOwnerCap",
+                "setQuota",
+                "getQuota",
+                "removeQuota",
+                "clearQuotaUsage",
                 "revokeClient",
                 "deleteClient",
             ],

@@ -419,7 +419,7 @@ pub async fn list(
     let owner = authz::visible_owner(&actor, q.owner.as_deref()).map(str::to_string);
     let (client, name) = (q.client, q.name);
     let superadmin = authz::require_superadmin(&actor).is_ok();
-    let rows = state
+    let (rows, cut_off) = state
         .store
         .call(move |c| {
             let client_id = match client {
@@ -427,15 +427,21 @@ pub async fn list(
                     Some(found) => Some(found.id),
                     // A user's filter on a client that does not exist
                     // answers like one they have no rules on.
-                    None if !superadmin => return Ok(Vec::new()),
+                    None if !superadmin => return Ok((Vec::new(), Default::default())),
                     None => Some(clients::get(c, &r)?.id),
                 },
                 None => None,
             };
-            rules::list_named(c, client_id.as_deref(), owner.as_deref(), name.as_deref())
+            let rows =
+                rules::list_named(c, client_id.as_deref(), owner.as_deref(), name.as_deref())?;
+            Ok((rows, crate::quota::cutoffs(c, crate::store::now())?))
         })
         .await?;
-    Ok(Json(rows.into_iter().map(RuleView::from).collect()))
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| RuleView::from(r).with_quota(&cut_off))
+            .collect(),
+    ))
 }
 
 pub(super) async fn load_visible(state: &Shared, actor: &Actor, id: String) -> ApiResult<RuleRow> {
@@ -453,7 +459,12 @@ pub async fn get(
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RuleView>> {
-    Ok(Json(load_visible(&state, &actor, id).await?.into()))
+    let row = load_visible(&state, &actor, id).await?;
+    let cut_off = state
+        .store
+        .call(|c| crate::quota::cutoffs(c, crate::store::now()))
+        .await?;
+    Ok(Json(RuleView::from(row).with_quota(&cut_off)))
 }
 
 /// What removing a rule answers.

@@ -71,6 +71,10 @@ pub struct RuleView {
     pub state: RuleState,
     /// Why the edge could not activate it, when `state` is `failed`.
     pub reason: Option<String>,
+    /// True while its owner's traffic quota on its client is spent or past
+    /// its end date: the edge refuses new connections and flows for it and
+    /// has closed the open ones. The rule stays as it is.
+    pub quota_exhausted: bool,
     #[serde(flatten)]
     pub spec: RuleSpec,
     #[schema(format = DateTime)]
@@ -91,10 +95,21 @@ impl From<RuleRow> for RuleView {
             enabled: r.enabled,
             state: r.state,
             reason: r.reason,
+            quota_exhausted: false,
             spec: r.spec,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
         }
+    }
+}
+
+impl RuleView {
+    /// Marks the rule when its owner's quota on its client cuts it off.
+    pub fn with_quota(mut self, cut_off: &crate::quota::Cutoffs) -> RuleView {
+        self.quota_exhausted = cut_off
+            .get(&self.client_id)
+            .is_some_and(|owners| owners.contains(&self.owner));
+        self
     }
 }
 
@@ -125,6 +140,9 @@ pub struct StatsView {
     pub sni_unmatched: u64,
     /// Connections and UDP datagrams the source filter refused.
     pub source_denied: u64,
+    /// Connections refused (and closed) and UDP datagrams dropped because
+    /// the owner's quota on the client is spent.
+    pub quota_refused: u64,
     /// With `per_port=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -189,6 +207,7 @@ impl StatsView {
         v.sni_routed = s.sni_routed;
         v.sni_unmatched = s.sni_unmatched;
         v.source_denied = s.source_denied;
+        v.quota_refused = s.quota_refused;
         v.per_port = per_port.then(|| {
             s.ports
                 .iter()

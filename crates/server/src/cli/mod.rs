@@ -11,7 +11,9 @@ mod operator;
 pub mod output;
 mod owner_cap;
 pub mod push;
+mod quota;
 mod rules;
+mod traffic;
 mod users;
 
 use crate::serve::ServeArgs;
@@ -126,6 +128,13 @@ pub enum Command {
         #[command(subcommand)]
         command: owner_cap::OwnerCapCommand,
     },
+    /// Traffic history of a rule, a client or an owner, per bucket.
+    Traffic(traffic::TrafficArgs),
+    /// Monthly byte quotas per owner and client.
+    Quota {
+        #[command(subcommand)]
+        command: quota::QuotaCommand,
+    },
     // backup, restore, reset: store maintenance on the data dir's files.
     #[command(flatten)]
     Storage(crate::maintenance::StorageCommand),
@@ -209,6 +218,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command.preflight()?;
             command.run(&api()?).await
         }
+        Command::Traffic(args) => traffic::run(&api()?, args).await,
+        Command::Quota { command } => command.run(&api()?).await,
         Command::Storage(command) => command.run(&data_dir),
         Command::Access(command) => command.run(&data_dir, cli.server_url.as_deref()).await,
         Command::Docs(command) => Ok(command.run(command_definition())?),

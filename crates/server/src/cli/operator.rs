@@ -216,10 +216,13 @@ pub async fn list_rules(
             "ID", "NAME", "CLIENT", "OWNER", "PROTO", "LISTEN", "TARGETS", "STATE", "NOTE",
         ],
         |r| {
-            let state = match r["reason"].as_str() {
+            let mut state = match r["reason"].as_str() {
                 Some(reason) => format!("{}({reason})", s(r, "state")),
                 None => s(r, "state"),
             };
+            if r["quota_exhausted"] == json!(true) {
+                state.push_str(" (quota exhausted)");
+            }
             vec![
                 s(r, "rule_id"),
                 s(r, "name"),
@@ -273,6 +276,7 @@ pub async fn rule_stats(
         "sni_routed",
         "sni_unmatched",
         "source_denied",
+        "quota_refused",
     ];
     for k in keys {
         println!("{k}: {}", s(&v, k));

@@ -269,6 +269,7 @@ fn print_rule(v: &Value, format: Format) {
         "enabled",
         "state",
         "reason",
+        "quota_exhausted",
         "protocol",
         "listen_port",
         "listen_port_end",

@@ -102,6 +102,16 @@ pub const KEYS: &[Key] = &[
         default: "none (no cap)",
         meaning: "the oldest audit rows beyond this many are deleted, hourly (at least 1)",
     },
+    Key {
+        name: "traffic_minute_retention_days",
+        default: "7",
+        meaning: "1-minute traffic buckets older than this many days are deleted, hourly (1..=90)",
+    },
+    Key {
+        name: "traffic_hour_retention_days",
+        default: "90",
+        meaning: "1-hour traffic buckets older than this many days are deleted, hourly (1..=3660)",
+    },
 ];
 
 /// `control_listen` → `PORTUNUS_CONTROL_LISTEN`.

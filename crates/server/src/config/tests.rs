@@ -43,6 +43,40 @@ fn defaults_and_ranges() {
     assert_eq!(kept.audit_retention.max_rows, Some(1_000_000));
 }
 
+#[test]
+fn traffic_retention_defaults_and_bounds() {
+    let dir = Path::new("/data");
+    let c = FileConfig::default().resolve(dir).unwrap();
+    assert_eq!(
+        (
+            c.traffic_retention.minute_days,
+            c.traffic_retention.hour_days
+        ),
+        (7, 90)
+    );
+    for bad in [
+        "traffic_minute_retention_days = 0",
+        "traffic_minute_retention_days = 91",
+        "traffic_hour_retention_days = 0",
+        "traffic_hour_retention_days = 3661",
+    ] {
+        let refused = FileConfig::parse(bad).unwrap().resolve(dir);
+        assert!(refused.is_err(), "{bad}");
+    }
+    let kept =
+        FileConfig::parse("traffic_minute_retention_days = 2\ntraffic_hour_retention_days = 400")
+            .unwrap()
+            .resolve(dir)
+            .unwrap();
+    assert_eq!(
+        (
+            kept.traffic_retention.minute_days,
+            kept.traffic_retention.hour_days
+        ),
+        (2, 400)
+    );
+}
+
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let pairs: Vec<(String, String)> = pairs
         .iter()

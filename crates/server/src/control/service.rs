@@ -58,6 +58,13 @@ fn on_hello(client: &str, h: &pb::Hello) {
             "client is older than the wire this server needs; upgrade portunus-client on that host"
         );
     } else {
+        if h.wire_version < portunus_proto::QUOTA_WIRE_VERSION {
+            tracing::warn!(
+                client,
+                client_wire = h.wire_version,
+                "client does not enforce traffic quotas; upgrade portunus-client on that host"
+            );
+        }
         tracing::info!(
             client,
             client_version = %h.client_version,
@@ -128,6 +135,24 @@ impl ControlService {
         };
         let at = store::now();
         for stats in report.rules {
+            if let Some(owner) = owners.get(&stats.rule_id) {
+                self.state.traffic.record(crate::traffic::Sample {
+                    rule_id: stats.rule_id.clone(),
+                    client_id: client_id.to_string(),
+                    owner: owner.clone(),
+                    at,
+                    report: crate::traffic::Cursor {
+                        run_id: report.run_id.clone(),
+                        instance: stats.instance,
+                        seq: report.seq,
+                        counters: crate::traffic::Counters {
+                            bytes_in: stats.bytes_in,
+                            bytes_out: stats.bytes_out,
+                            connections: stats.connections_total,
+                        },
+                    },
+                });
+            }
             // Reports for rules the server no longer has are stale; a
             // series for them would outlive the rule.
             let Some(owner) = owners.get(&stats.rule_id) else {
@@ -286,10 +311,19 @@ impl Control for ControlService {
         let mut inbound = request.into_inner();
 
         let cid = client.id.clone();
-        let (desired, envelopes) = self
+        let (desired, envelopes, cut_off) = self
             .state
             .store
-            .call(move |c| Ok((rules::list_enabled(c, &cid)?, owner_caps::list(c, &cid)?)))
+            .call(move |c| {
+                let cut_off = crate::quota::cutoffs(c, store::now())?
+                    .remove(&cid)
+                    .unwrap_or_default();
+                Ok((
+                    rules::list_enabled(c, &cid)?,
+                    owner_caps::list(c, &cid)?,
+                    cut_off,
+                ))
+            })
             .await
             .map_err(internal)?;
 
@@ -311,18 +345,21 @@ impl Control for ControlService {
                     .collect(),
             })),
         };
-        // Envelopes go before the rules so no rule starts without its cap.
+        // Envelopes and quota gates go before the rules so no rule starts
+        // without its cap, or forwards for an owner whose quota is spent.
         let mut opening = vec![welcome];
         opening.extend(
             envelopes
                 .iter()
                 .map(|(owner, l)| envelope_message(owner, Some(l))),
         );
+        opening.push(crate::quota::gates_message(&cut_off));
         opening.push(set);
         let reg = self
             .state
             .registry
             .register(&client.id, remote, store::now(), opening);
+        self.state.quota_gates.opened(&client.id, cut_off);
         self.state
             .metrics
             .clients_connected

@@ -137,3 +137,77 @@ async fn the_welcome_carries_the_versions_and_an_old_client_is_served_with_a_war
     );
     assert!(!warned[0].contains("edge-new"), "{text}");
 }
+
+/// A client that connects while an owner's quota on it is spent is told so
+/// before it gets its rules, so no rule of that owner forwards even for a
+/// moment; the list is complete, so an owner not named is let through.
+#[tokio::test]
+async fn the_opening_tells_the_quota_gates_before_the_rules() {
+    use crate::quota::period::Reset;
+    use crate::store::{quotas, users};
+    let (_dir, state) = crate::state::test_state();
+    state
+        .store
+        .blocking(|c| {
+            users::create(c, "alice", "Alice", users::Role::User)?;
+            users::create(c, "bob", "Bob", users::Role::User)?;
+            let row = clients::ensure(c, "edge", None)?;
+            clients::set_token(c, &row.id, &hash_token("tok-edge"))?;
+            for (owner, used) in [("alice", 100), ("bob", 99)] {
+                quotas::put(
+                    c,
+                    &quotas::QuotaRow {
+                        client_id: row.id.clone(),
+                        owner: owner.into(),
+                        monthly_bytes: 100,
+                        reset: Reset::Never,
+                        ends_at: None,
+                        period_start: 0,
+                        used_bytes: used,
+                        updated_at: 0,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ControlServer::new(ControlService::new(state)))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let mut client = ControlClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (_tx, rx) = mpsc::channel::<pb::ClientMessage>(4);
+    let mut request = Request::new(ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer tok-edge".parse().unwrap());
+    let mut inbound = client.session(request).await.unwrap().into_inner();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        kinds.push(
+            inbound
+                .message()
+                .await
+                .unwrap()
+                .and_then(|m| m.kind)
+                .unwrap(),
+        );
+    }
+    assert!(
+        matches!(kinds[0], server_message::Kind::Welcome(_)),
+        "{kinds:?}"
+    );
+    match &kinds[1] {
+        server_message::Kind::QuotaGates(g) => assert_eq!(g.exhausted_owners, ["alice"]),
+        other => panic!("expected the quota gates, got {other:?}"),
+    }
+    assert!(
+        matches!(kinds[2], server_message::Kind::RuleSet(_)),
+        "{kinds:?}"
+    );
+}

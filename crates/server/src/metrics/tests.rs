@@ -187,6 +187,14 @@ fn populated() -> Metrics {
         ..Default::default()
     };
     m.apply_rule_report(&labels, None, &report);
+    m.set_quotas(&[QuotaFigures {
+        labels: QuotaLabels {
+            client: "edge".into(),
+            owner: "alice".into(),
+        },
+        used_bytes: 10,
+        limit_bytes: 100,
+    }]);
     m.encode_with_fleet(&[FleetClient {
         name: "edge".into(),
         connected: true,

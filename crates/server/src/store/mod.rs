@@ -18,10 +18,12 @@ pub mod onboarding;
 pub mod owner_caps;
 pub mod postgres;
 pub mod push_keys;
+pub mod quotas;
 pub mod rules;
 pub mod sessions;
 pub mod settings;
 pub mod sqlite;
+pub mod traffic;
 pub mod users;
 
 pub use db::{Connection, Transaction};

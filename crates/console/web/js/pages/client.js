@@ -3,10 +3,11 @@
 
 import * as api from '../api.js';
 import {
-  ConfirmButton, Field, FormError, Loaded, Page, html, go, useForm, useLoad, useState, when,
+  Badge, ConfirmButton, Field, FormError, Loaded, Page, bytes, html, go, useForm, useLoad, useState, when,
 } from '../ui.js';
 import { ClientBadge, EnrollCommand, POLL_MS } from './clients.js';
 import { RuleState, ruleListen } from './rules.js';
+import { History } from '../history.js';
 
 export function Client({ id }) {
   const path = '/clients/' + api.seg(id);
@@ -27,6 +28,8 @@ export function Client({ id }) {
     </div>
     <${Edit} c=${c} path=${path} onChange=${client.reload} onEnrolled=${setCreated} />
     <${Rules} c=${c} />
+    <${History} scope=${'client=' + api.seg(c.client_id)} id="history-client" />
+    <${Quotas} c=${c} />
     <${Owners} path=${path} />
   </${Page}>`}</${Loaded}>`;
 }
@@ -89,5 +92,24 @@ function Owners({ path }) {
       <tbody>${rows.length === 0 && html`<tr><td colspan="3" class="muted">No owners on this client.</td></tr>`}
       ${rows.map((o) => html`<tr><td>${o.owner}</td><td>${o.rules}</td>
         <td class="mono small">${o.rate_limit ? Object.entries(o.rate_limit).filter(([, v]) => v != null).map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}</td></tr>`)}
+      </tbody></table></div>`}</${Loaded}></div>`;
+}
+
+function Quotas({ c }) {
+  const quotas = useLoad(() => api.get('/quotas?client=' + api.seg(c.client_id)), [c.client_id], POLL_MS);
+  const clear = (q) => async () => {
+    await api.post(`/clients/${api.seg(c.client_id)}/owners/${api.seg(q.owner)}/quota/clear-usage`);
+    quotas.reload();
+  };
+  return html`<div class="panel"><h2>Traffic quotas</h2>
+    <${Loaded} load=${quotas}>${(rows) => html`<div class="table-wrap"><table id="quotas">
+      <thead><tr><th>Owner</th><th>Used</th><th>Limit</th><th>State</th><th>Resets</th><th>Until</th><th></th></tr></thead>
+      <tbody>${rows.length === 0 && html`<tr><td colspan="7" class="muted">No quotas on this client (<code>portunus-server quota set</code>).</td></tr>`}
+      ${rows.map((q) => html`<tr data-owner=${q.owner}><td>${q.owner}</td><td>${bytes(q.used_bytes)}</td><td>${bytes(q.monthly_bytes)}</td>
+        <td><${Badge} kind=${q.state === 'ok' ? 'ok' : 'bad'}>${q.state}</${Badge}></td>
+        <td>${q.never_reset ? 'never' : `day ${q.reset_day} (next ${(q.next_reset || "").slice(0, 10)})`}</td><td>${q.until || '—'}</td>
+        <td><${ConfirmButton} label="Clear usage" danger=${false} title=${`Clear ${q.owner}'s usage?`}
+          message="The current period counts from zero again; if the quota was spent, the owner's rules on this client forward again."
+          confirmLabel="Clear usage" onConfirm=${clear(q)} /></td></tr>`)}
       </tbody></table></div>`}</${Loaded}></div>`;
 }

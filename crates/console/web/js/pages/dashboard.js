@@ -5,6 +5,7 @@
 import * as api from '../api.js';
 import { Loaded, Page, Stat, bytes, html, num, useEffect, useLoad, useState } from '../ui.js';
 import { LineChart, rates } from '../chart.js';
+import { History } from '../history.js';
 
 const POLL_MS = 2000;
 const WINDOW_MS = 5 * 60 * 1000;
@@ -52,6 +53,7 @@ export function Dashboard({ me }) {
             : html`<ul class="alerts" id="alerts">${o.alerts.map((a) => html`<li data-alert=${a.kind}>${alertText(a)}</li>`)}</ul>`}
         </div>
       </div>
+      <${History} scope="" id="history-fleet" label=${admin ? 'Fleet traffic history' : 'My traffic history'} />
       <div class="panel"><h2>Busiest rules</h2>
         ${o.top_rules.length === 0 ? html`<p class="muted">No traffic reported yet.</p>` : html`<div class="table-wrap"><table id="top-rules">
           <thead><tr><th>Rule</th><th>Client</th>${admin && html`<th>Owner</th>`}<th>In</th><th>Out</th></tr></thead>

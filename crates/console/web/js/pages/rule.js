@@ -8,6 +8,7 @@ import {
   useState, when,
 } from '../ui.js';
 import { LineChart, levels, rates } from '../chart.js';
+import { History } from '../history.js';
 import { CAP_FIELDS, CapFields, capsOf } from './rule_form.js';
 import { RuleBadges, RuleState, ruleListen } from './rules.js';
 
@@ -103,6 +104,7 @@ export function Rule({ id }) {
       <dt>Updated</dt><dd>${when(r.updated_at)}</dd>
     </dl></div>
     <${Traffic} rule=${r} />
+    <${History} scope=${'rule=' + api.seg(r.rule_id)} id="history-rule" />
     <${Caps} rule=${r} path=${path} onSaved=${rule.reload} />
     <div class="actions">
       ${r.enabled

@@ -10,7 +10,8 @@ export function ruleListen(r) {
 
 export function RuleState({ rule }) {
   const kind = { active: 'ok', pending: 'warn', failed: 'bad' }[rule.state] || 'off';
-  return html`<${Badge} kind=${kind}>${rule.state}</${Badge}>${rule.reason && html` <span class="small">${rule.reason}</span>`}`;
+  return html`<${Badge} kind=${kind}>${rule.state}</${Badge}>${rule.reason && html` <span class="small">${rule.reason}</span>`}${
+    rule.quota_exhausted && html` <${Badge} kind="bad">quota exhausted</${Badge}>`}`;
 }
 
 export function RuleBadges({ rule }) {

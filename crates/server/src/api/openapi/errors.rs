@@ -237,6 +237,39 @@ pub const ROUTE_CODES: &[(&str, &str, &[ErrorCode])] = &[
         "/v1/clients/{id}/owners/{owner}/rate-limit",
         &[Forbidden, ClientNotFound, NotFound],
     ),
+    (
+        "GET",
+        "/v1/traffic",
+        &[
+            InvalidTime,
+            InvalidTrafficStep,
+            InvalidTrafficWindow,
+            NotOwner,
+            RuleNotFound,
+            ClientNotFound,
+        ],
+    ),
+    ("GET", "/v1/quotas", &[ClientNotFound]),
+    (
+        "GET",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        &[Forbidden, ClientNotFound, QuotaNotFound],
+    ),
+    (
+        "PUT",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        &[Forbidden, InvalidQuota, ClientNotFound, UserNotFound],
+    ),
+    (
+        "DELETE",
+        "/v1/clients/{id}/owners/{owner}/quota",
+        &[Forbidden, ClientNotFound, QuotaNotFound],
+    ),
+    (
+        "POST",
+        "/v1/clients/{id}/owners/{owner}/quota/clear-usage",
+        &[Forbidden, ClientNotFound, QuotaNotFound],
+    ),
     ("GET", "/v1/settings/advertised-endpoint", &[Forbidden]),
     (
         "PUT",

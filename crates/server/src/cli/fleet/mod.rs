@@ -86,6 +86,7 @@ const VIEW_ONLY: &[&str] = &[
     "enabled",
     "state",
     "reason",
+    "quota_exhausted",
     "created_at",
     "updated_at",
 ];

@@ -10,4 +10,4 @@ pub mod sqlite;
 mod schema_compare;
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 7;

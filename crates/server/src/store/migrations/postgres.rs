@@ -137,7 +137,57 @@ ALTER TABLE rules ADD COLUMN note TEXT;
 CREATE UNIQUE INDEX rules_client_name ON rules(client_id, name) WHERE name IS NOT NULL;
 "#;
 
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+/// Traffic history (minute and hour buckets, each rule's last folded
+/// report) and monthly quotas with their usage.
+const V7: &str = r#"
+CREATE TABLE traffic_minute (
+    rule_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    connections BIGINT NOT NULL,
+    PRIMARY KEY (rule_id, bucket_start)
+);
+CREATE INDEX traffic_minute_client ON traffic_minute(client_id, bucket_start);
+CREATE INDEX traffic_minute_owner ON traffic_minute(owner, bucket_start);
+CREATE TABLE traffic_hour (
+    rule_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    connections BIGINT NOT NULL,
+    PRIMARY KEY (rule_id, bucket_start)
+);
+CREATE INDEX traffic_hour_client ON traffic_hour(client_id, bucket_start);
+CREATE INDEX traffic_hour_owner ON traffic_hour(owner, bucket_start);
+CREATE TABLE traffic_cursors (
+    rule_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    instance BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    connections BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE quotas (
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    monthly_bytes BIGINT NOT NULL,
+    reset_day BIGINT,
+    ends_at BIGINT,
+    period_start BIGINT NOT NULL,
+    used_bytes BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, owner)
+);
+"#;
+
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The version a database holds; 0 for an empty one.
 pub fn schema_version(session: &Session) -> StoreResult<i64> {

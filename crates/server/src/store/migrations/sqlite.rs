@@ -144,6 +144,59 @@ ALTER TABLE rules ADD COLUMN note TEXT;
 CREATE UNIQUE INDEX rules_client_name ON rules(client_id, name) WHERE name IS NOT NULL;
 "#;
 
+/// Traffic history and quotas. Rollup rows name their rule's client and
+/// owner themselves (no foreign keys), so history and quota usage outlive
+/// a removed rule; retention deletes them. A cursor is the last report a
+/// rule's history has folded, written in the same transaction as the
+/// buckets it fed.
+const V7: &str = r#"
+CREATE TABLE traffic_minute (
+    rule_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, bucket_start)
+);
+CREATE INDEX traffic_minute_client ON traffic_minute(client_id, bucket_start);
+CREATE INDEX traffic_minute_owner ON traffic_minute(owner, bucket_start);
+CREATE TABLE traffic_hour (
+    rule_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, bucket_start)
+);
+CREATE INDEX traffic_hour_client ON traffic_hour(client_id, bucket_start);
+CREATE INDEX traffic_hour_owner ON traffic_hour(owner, bucket_start);
+CREATE TABLE traffic_cursors (
+    rule_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE quotas (
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    monthly_bytes INTEGER NOT NULL,
+    reset_day INTEGER,
+    ends_at INTEGER,
+    period_start INTEGER NOT NULL,
+    used_bytes INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, owner)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -152,6 +205,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 
