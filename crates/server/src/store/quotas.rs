@@ -45,13 +45,12 @@ fn row(r: &Row) -> StoreResult<QuotaRow> {
 }
 
 pub fn get(conn: &Connection, client_id: &str, owner: &str) -> StoreResult<Option<QuotaRow>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM quotas WHERE client_id = ?1 AND owner = ?2"),
-            params![client_id, owner],
-            row,
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM quotas WHERE client_id = ?1 AND owner = ?2"),
+        params![client_id, owner],
+        row,
+    )
+    .optional()
 }
 
 /// Quotas, optionally of one client and/or one owner, by client and owner.

@@ -22,25 +22,24 @@ fn to_u64(n: i64) -> u64 {
 }
 
 pub fn cursor(conn: &Connection, rule_id: &str) -> StoreResult<Option<Cursor>> {
-    Ok(conn
-        .query_row(
-            "SELECT run_id, instance, seq, bytes_in, bytes_out, connections
+    conn.query_row(
+        "SELECT run_id, instance, seq, bytes_in, bytes_out, connections
              FROM traffic_cursors WHERE rule_id = ?1",
-            [rule_id],
-            |r| {
-                Ok(Cursor {
-                    run_id: r.get(0)?,
-                    instance: to_u64(r.get(1)?),
-                    seq: to_u64(r.get(2)?),
-                    counters: Counters {
-                        bytes_in: to_u64(r.get(3)?),
-                        bytes_out: to_u64(r.get(4)?),
-                        connections: to_u64(r.get(5)?),
-                    },
-                })
-            },
-        )
-        .optional()?)
+        [rule_id],
+        |r| {
+            Ok(Cursor {
+                run_id: r.get(0)?,
+                instance: to_u64(r.get(1)?),
+                seq: to_u64(r.get(2)?),
+                counters: Counters {
+                    bytes_in: to_u64(r.get(3)?),
+                    bytes_out: to_u64(r.get(4)?),
+                    connections: to_u64(r.get(5)?),
+                },
+            })
+        },
+    )
+    .optional()
 }
 
 pub fn put_cursor(conn: &Connection, rule_id: &str, c: &Cursor, now: i64) -> StoreResult<()> {
