@@ -47,27 +47,28 @@ fn bindir() -> PathBuf {
 }
 
 /// Debian's psql of the newest installed version.
-pub fn psql_path() -> PathBuf {
-    bindir().join("psql")
+/// psql running `sql` against `url`: no psqlrc, bare unaligned rows, and
+/// the first error fails it.
+pub fn psql_command(url: &str, sql: &str) -> Command {
+    let mut cmd = Command::new(bindir().join("psql"));
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        url,
+        "-c",
+        sql,
+    ]);
+    cmd
 }
 
 /// Runs `sql` with psql against `url`; panics with psql's words on failure.
 pub fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new(psql_path())
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("run psql");
+    let out = psql_command(url, sql).output().expect("run psql");
     assert!(
         out.status.success(),
         "psql {sql:?} failed: {}",

@@ -68,20 +68,10 @@ pub fn store_query(dir: &Path, query: &str) -> serde_json::Value {
     if let Some(url) = crate::pg::database_for(dir) {
         const NULL: &str = "\u{1e}";
         let out = run_tool(
-            Command::new(crate::pg::psql_path())
-                .args([
-                    "-X",
-                    "-q",
-                    "-A",
-                    "-t",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-F",
-                    "\u{1f}",
-                ])
+            crate::pg::psql_command(&url, query)
+                .args(["-F", "\u{1f}"])
                 .arg("-P")
-                .arg(format!("null={NULL}"))
-                .args(["-d", &url, "-c", query]),
+                .arg(format!("null={NULL}")),
             "postgresql",
         );
         let text = success_stdout(&out);
