@@ -478,6 +478,53 @@ pub fn create_database(admin_url: &str) -> StoreResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{clients, rules, users, write_tx, Store};
+    use portunus_domain::rule::{Protocol, RuleSpec};
+    use portunus_domain::{DomainError, ErrorCode};
+
+    /// Two servers on one database push the same port at the same instant,
+    /// many times: the write lock lets exactly one of each pair through.
+    #[test]
+    fn two_servers_on_one_database_never_both_take_a_port() {
+        let url = crate::store::test_database_url();
+        let a = Store::open_postgres(&url).unwrap();
+        let b = Store::open_postgres(&url).unwrap();
+        let client = a
+            .blocking(|c| {
+                write_tx(c, |tx| {
+                    users::create(tx, "_superadmin", "Admin", users::Role::Superadmin)
+                })?;
+                write_tx(c, |tx| clients::ensure(tx, "edge", None))
+            })
+            .unwrap();
+        for port in 9000..9040u32 {
+            let barrier = std::sync::Barrier::new(2);
+            let push = |store: &Store| {
+                barrier.wait();
+                store.blocking(|c| {
+                    write_tx(c, |tx| {
+                        let spec = RuleSpec::single(Protocol::Tcp, port, "127.0.0.1", 9);
+                        rules::insert(tx, &client.id, "_superadmin", &spec, &Default::default())
+                    })
+                })
+            };
+            let (push, a, b) = (&push, &a, &b);
+            let outcomes: Vec<_> = std::thread::scope(|s| {
+                let ta = s.spawn(move || push(a));
+                let tb = s.spawn(move || push(b));
+                vec![ta.join().unwrap(), tb.join().unwrap()]
+            });
+            let won = outcomes.iter().filter(|o| o.is_ok()).count();
+            assert_eq!(won, 1, "port {port}: {outcomes:?}");
+            for lost in outcomes.into_iter().filter_map(Result::err) {
+                assert_eq!(DomainError::from(lost).code, ErrorCode::ListenPortConflict);
+            }
+        }
+        let stored = a
+            .blocking(|c| rules::list(c, Some(&client.id), None))
+            .unwrap();
+        assert_eq!(stored.len(), 40);
+    }
 
     #[test]
     fn passwords_never_leave_the_url() {
