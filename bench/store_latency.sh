@@ -19,9 +19,12 @@ cargo build --release -q -p portunus-server -p portunus-client --manifest-path "
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
-stop_pg() { bash "$root/scripts/pg-cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true; cleanup; }
+# Its own temp dir: the postgres user cannot enter "$work".
+pgdir=$(mktemp -d /tmp/portunus-bench-pg.XXXXXX)
+stop_pg() { bash "$root/scripts/pg-cluster.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; cleanup; }
 trap stop_pg EXIT
-eval "$(bash "$root/scripts/pg-cluster.sh" start "$work/pg")"
+pg_env=$(bash "$root/scripts/pg-cluster.sh" start "$pgdir")
+eval "$pg_env"
 psql=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql
 "$psql" -X -q -d "$PORTUNUS_TEST_POSTGRES_URL" -c "CREATE DATABASE bench"
 pg_url="${PORTUNUS_TEST_POSTGRES_URL%/*}/bench"
