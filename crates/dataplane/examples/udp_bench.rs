@@ -137,7 +137,9 @@ fn flows(to: SocketAddr, count: usize, limit: Duration) -> Result<(), String> {
     let start = Instant::now();
     let mut waiting: HashSet<usize> = (0..count).collect();
     let mut buf = [0u8; 64];
+    let mut rounds = 0;
     while !waiting.is_empty() {
+        rounds += 1;
         if start.elapsed() > limit {
             return Err(format!(
                 "{} of {count} sources unanswered after {limit:?}",
@@ -153,6 +155,9 @@ fn flows(to: SocketAddr, count: usize, limit: Duration) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    println!("{count} flows answered in {:?}", start.elapsed());
+    println!(
+        "{count} flows answered in {:?} ({rounds} send round(s))",
+        start.elapsed()
+    );
     Ok(())
 }
