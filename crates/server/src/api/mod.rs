@@ -16,6 +16,7 @@ mod quotas;
 #[cfg(test)]
 mod route_table;
 mod rule_patch;
+mod rule_reads;
 mod rule_stats;
 pub mod rules;
 mod schemas;
@@ -53,10 +54,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/clients/{id}/enrollment", post(clients::re_enroll))
         .route("/v1/clients/{id}/revoke", post(clients::revoke))
-        .route("/v1/rules", post(rules::create).get(rules::list))
+        .route("/v1/rules", post(rules::create).get(rule_reads::list))
         .route(
             "/v1/rules/{id}",
-            get(rules::get)
+            get(rule_reads::get)
                 .put(rules::update)
                 .patch(rule_patch::patch)
                 .delete(rules::delete),

@@ -11,7 +11,7 @@ mod errors;
 mod tests;
 
 use super::{audit, clients, credentials, grants, overview, owner_caps, rules, session};
-use super::{quotas, rule_patch, rule_stats, settings, traffic, users};
+use super::{quotas, rule_patch, rule_reads, rule_stats, settings, traffic, users};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use portunus_domain::routes::{Access, ROUTES};
@@ -42,7 +42,7 @@ on writes. See docs/api.md.";
         audit::list,
         clients::enroll, clients::list, clients::get, clients::set_address, clients::delete,
         clients::rename, clients::re_enroll, clients::revoke,
-        rules::create, rules::list, rules::get, rules::update, rule_patch::patch, rules::delete, rule_stats::stats,
+        rules::create, rule_reads::list, rule_reads::get, rules::update, rule_patch::patch, rules::delete, rule_stats::stats,
         rule_stats::stats_stream,
         super::metrics_mirror, overview::get,
         owner_caps::list_owners, owner_caps::get, owner_caps::put, owner_caps::delete,

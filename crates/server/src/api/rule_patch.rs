@@ -4,7 +4,8 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::rules::{activation_error, label_of, load_visible, send_remove, AckQuery, RULE_ID};
+use super::rule_reads::load_visible;
+use super::rules::{activation_error, label_of, send_remove, AckQuery, RULE_ID};
 use super::views::RuleView;
 use crate::control::registry::Outcome;
 use crate::state::Shared;

@@ -2,7 +2,8 @@
 
 use super::error::ApiResult;
 use super::extract::{ApiPath, ApiQuery};
-use super::rules::{load_visible, RULE_ID};
+use super::rule_reads::load_visible;
+use super::rules::RULE_ID;
 use super::views::StatsView;
 use crate::state::Shared;
 use crate::store::rules::{self, RuleRow};

@@ -4,7 +4,7 @@
 
 use super::error::ApiResult;
 use super::extract::ApiQuery;
-use super::rules::load_visible;
+use super::rule_reads::load_visible;
 use crate::authz;
 use crate::state::Shared;
 use crate::store::traffic::{self, Filter};
