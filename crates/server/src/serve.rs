@@ -52,11 +52,17 @@ pub fn set_database_url_flag(url: Option<String>) {
 /// Where the store of a data dir lives: the `--database-url` flag, else
 /// `database_url` of server.toml, else `state.db` in the data dir.
 pub fn store_location(data_dir: &Path) -> Result<Location> {
-    let flag = DATABASE_URL_FLAG.get().cloned().flatten();
-    let url = match flag {
-        Some(url) => Some(url),
-        None => FileConfig::load(data_dir)?.database_url,
+    // The flag wins, so server.toml is read only without it.
+    let configured = match DATABASE_URL_FLAG.get() {
+        Some(Some(_)) => None,
+        _ => FileConfig::load(data_dir)?.database_url,
     };
+    location_of(data_dir, configured)
+}
+
+/// Like [`store_location`], with server.toml's `database_url` already read.
+fn location_of(data_dir: &Path, configured: Option<String>) -> Result<Location> {
+    let url = DATABASE_URL_FLAG.get().cloned().flatten().or(configured);
     match url {
         None => Ok(Location::File(datadir::db_path(data_dir))),
         Some(url) if crate::store::postgres::is_postgres_url(&url) => Ok(Location::Url(url)),
@@ -74,8 +80,12 @@ pub fn store_location(data_dir: &Path) -> Result<Location> {
 /// Opens the store of a data dir, turning schema and format problems into
 /// their exit codes.
 pub fn open_store(data_dir: &Path) -> Result<Store> {
-    let location = store_location(data_dir)?;
-    Store::open_at(&location).map_err(|e| match e {
+    open_store_at(data_dir, &store_location(data_dir)?)
+}
+
+/// Like [`open_store`], where the caller knows the location already.
+pub fn open_store_at(data_dir: &Path, location: &Location) -> Result<Store> {
+    Store::open_at(location).map_err(|e| match e {
         crate::store::StoreError::Corrupt(why) => {
             let dir = data_dir.display();
             anyhow::Error::new(portunus_domain::DomainError::new(
@@ -128,6 +138,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let _lock = DirLock::acquire(data_dir)?;
     let mut file = FileConfig::load(data_dir)?;
+    let location = location_of(data_dir, file.database_url.take())?;
     file.control_listen = args.control_listen.or(file.control_listen);
     file.operator_http_listen = args.operator_http_listen.or(file.operator_http_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
@@ -154,8 +165,8 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         tracing::info!(cert = %config.tls_cert_path.display(), "generated a self-signed server certificate");
     }
     let material = tls::load(&config.tls_cert_path, &config.tls_key_path)?;
-    let store = open_store(data_dir)?;
-    tracing::info!(store = %store_location(data_dir)?.describe(), "store open");
+    let store = open_store_at(data_dir, &location)?;
+    tracing::info!(store = %location.describe(), "store open");
     if let Some(token) = config.operator_token.clone() {
         if store.blocking(|c| bootstrap::legacy_operator_token(c, &token))? {
             tracing::info!("operator_token minted the reserved _legacy superadmin");

@@ -4,7 +4,7 @@
 
 use super::offline::open_locked;
 use crate::datadir::{self, DirLock};
-use crate::serve::open_store;
+use crate::serve::open_store_at;
 use crate::store::{audit, credentials, sessions, users, write_tx};
 use crate::{bootstrap, passwords};
 use anyhow::Result;
@@ -59,10 +59,8 @@ pub fn reset_password(
     keep_api_tokens: bool,
 ) -> Result<()> {
     // Nothing is created for a data dir or store that does not exist.
-    let on_file = matches!(
-        crate::serve::store_location(data_dir)?,
-        crate::store::Location::File(_)
-    );
+    let location = crate::serve::store_location(data_dir)?;
+    let on_file = matches!(location, crate::store::Location::File(_));
     if on_file && !datadir::db_path(data_dir).exists() {
         return Err(no_user(user_id).into());
     }
@@ -71,7 +69,7 @@ pub fn reset_password(
         true => Some(DirLock::acquire(data_dir)?),
         false => None,
     };
-    let store = open_store(data_dir)?;
+    let store = open_store_at(data_dir, &location)?;
     if !store.blocking(|c| users::exists(c, user_id))? {
         return Err(no_user(user_id).into());
     }

@@ -189,20 +189,16 @@ CREATE TABLE quotas (
 
 const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
-/// The version a database holds; 0 for an empty one.
+/// The version a database holds (0 for an empty one), once `migrate` has
+/// made sure the version table exists.
 pub fn schema_version(session: &Session) -> StoreResult<i64> {
     let rows = session.query(
         "SELECT version FROM portunus_schema WHERE id = 1",
         Vec::new(),
-    );
-    match rows {
-        Ok(rows) => Ok(match rows.first() {
-            Some(r) => r.get(0)?,
-            None => 0,
-        }),
-        // No version table: nothing of ours is there yet.
-        Err(StoreError::Internal(e)) if e.contains("portunus_schema") => Ok(0),
-        Err(e) => Err(e),
+    )?;
+    match rows.first() {
+        Some(r) => r.get(0),
+        None => Ok(0),
     }
 }
 
