@@ -145,12 +145,17 @@ pub fn sqlite_under(root: &Path) {
         .push(root.to_path_buf());
 }
 
+/// Whether the tests run as root, asked once through id(1) (this crate
+/// has no unsafe for geteuid).
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0\n"))
+            .unwrap_or(false)
+    })
 }
 
 /// A PostgreSQL cluster of one test's own, on a loopback port, in a temp
