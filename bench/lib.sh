@@ -41,3 +41,30 @@ TOML
   pids+=($client_pid)
   wait_for "client connection" sh -c "'$bin/portunus-server' --data-dir '$srv' list-clients | grep -q ' connected'"
 }
+
+# start_nginx <nginx binary>: a loopback nginx in "$work/nginx" (one
+# worker, a fixed small answer, no logs, no keep-alive); sets web (its port).
+start_nginx() {
+  local nginx=$1
+  web=$(free_port)
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout 0;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server { listen 127.0.0.1:$web; location / { return 200 "ok\n"; } }
+}
+CONF
+  "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr.log" & pids+=($!)
+  wait_for "nginx" sh -c "ss -ltn | grep -q '127.0.0.1:$web '"
+}

@@ -46,30 +46,11 @@ source "$root/bench/lib.sh"
 free_udp_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 listening() { ss -ltn | grep -q "127.0.0.1:$1 "; }
 
-# Backends: nginx (one worker, a fixed answer, no keep-alive), iperf3, UDP echo.
-web=$(free_port); iperf=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_timeout 0;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  server { listen 127.0.0.1:$web; location / { return 200 "ok\n"; } }
-}
-CONF
-"$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr.log" & pids+=($!)
+# Backends: nginx, iperf3, UDP echo.
+start_nginx "$nginx"
+iperf=$(free_port)
 iperf3 -s -B 127.0.0.1 -p "$iperf" >/dev/null 2>&1 & pids+=($!)
 "$load" echo $((rounds * secs * 20 + 600)) > "$work/echo.port" & pids+=($!)
-wait_for "nginx" listening "$web"
 wait_for "iperf3" listening "$iperf"
 wait_for "UDP echo" test -s "$work/echo.port"
 udp_echo=$(cat "$work/echo.port")
