@@ -130,24 +130,32 @@ fn two_hundred_sources_each_get_their_own_payload() {
     });
 }
 
+/// Pushes a UDP and a TCP rule on one port number. Another process may take
+/// the TCP side of a port that was only free for UDP, so a refused TCP push
+/// gives the UDP rule back and tries a new number.
+fn push_both_on_one_port(server: &Server, udp: SocketAddr, tcp: SocketAddr) -> u16 {
+    for _ in 0..5 {
+        let (udp_id, port) = push_udp_port(server, udp);
+        let out = server.cli(&["push-rule", "edge-01", &port.to_string(), &tcp.to_string()]);
+        if out.status.success() {
+            return port;
+        }
+        assert_eq!(
+            code(&out),
+            6,
+            "TCP on the UDP rule's port: {}",
+            stderr(&out)
+        );
+        server.cli_ok(&["remove-rule", &udp_id]);
+    }
+    panic!("no port free for both TCP and UDP after 5 tries");
+}
+
 #[test]
 fn tcp_and_udp_rules_share_a_port_number() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _client) = fleet(dir.path());
-    let tcp_backend = echo_server();
-    let udp_backend = udp_echo_server();
-    let (_udp, port) = push_udp_port(&server, udp_backend);
-    let out = server.cli(&[
-        "push-rule",
-        "edge-01",
-        &port.to_string(),
-        &tcp_backend.to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "TCP on the UDP rule's port: {}",
-        stderr(&out)
-    );
+    let port = push_both_on_one_port(&server, udp_echo_server(), echo_server());
     assert!(echo_ok(local(port)), "TCP forwards");
     let back = udp_ask(&source(), local(port), b"udp too", ASK);
     assert_eq!(back.as_deref(), Some(&b"udp too"[..]), "UDP forwards");
