@@ -132,18 +132,31 @@ impl Server {
     fn launch(dir: &Path, opts: ServerOptions, nofile: Option<u64>) -> Server {
         std::fs::create_dir_all(dir).unwrap();
         let toml = dir.join("server.toml");
-        if !toml.exists() {
-            std::fs::write(&toml, SERVER_TOML).unwrap();
-        }
-        let mut child = Self::spawn(dir, &opts, nofile);
-        let log = Log::default();
-        log.follow(child.stderr.take().unwrap());
-        let listening = wait_for("server to listen", DEADLINE, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("server exited with {status}:\n{}", log.text());
+        let ours = !toml.exists();
+        let mut attempt = 0;
+        let (child, log, listening) = loop {
+            attempt += 1;
+            if ours {
+                std::fs::write(&toml, pinnable_server_toml()).unwrap();
             }
-            log.find_json("listening")
-        });
+            let mut child = Self::spawn(dir, &opts, nofile);
+            let log = Log::default();
+            log.follow(child.stderr.take().unwrap());
+            let exited = wait_for("server to listen", DEADLINE, || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(Err(status));
+                }
+                log.find_json("listening").map(Ok)
+            });
+            match exited {
+                Ok(listening) => break (child, log, listening),
+                // The probed ports can be taken before the server binds them.
+                Err(_) if ours && attempt < 5 && log.text().contains("Address already in use") => {
+                    continue
+                }
+                Err(status) => panic!("server exited with {status}:\n{}", log.text()),
+            }
+        };
         let addr = |k: &str| listening[k].as_str().unwrap().parse().unwrap();
         Server {
             dir: dir.to_path_buf(),
@@ -336,6 +349,17 @@ pub const SETUP_TOKEN_BANNER: &str = "First-run setup token (valid 30 minutes):"
 
 /// Ephemeral loopback listeners and a short drain: what every test server
 /// starts from unless its test wrote a server.toml first.
+/// Like `SERVER_TOML`, but on ports below the ephemeral range, so
+/// `pin_ports` and a restart find them free again.
+fn pinnable_server_toml() -> String {
+    format!(
+        "control_listen = \"127.0.0.1:{}\"\noperator_http_listen = \"127.0.0.1:{}\"\nmetrics_listen = \"127.0.0.1:{}\"\nshutdown_drain_timeout_secs = 5\n",
+        net::pinnable_port(),
+        net::pinnable_port(),
+        net::pinnable_port()
+    )
+}
+
 pub const SERVER_TOML: &str = "control_listen = \"127.0.0.1:0\"\noperator_http_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_drain_timeout_secs = 5\n";
 
 /// Runs `bootstrap-superadmin` on a fresh data dir and returns the token.

@@ -52,6 +52,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free loopback TCP port below the kernel's ephemeral range, for
+/// listeners that a restarted process must bind again. Ports handed out by
+/// `bind(0)` and by outgoing connections all come from the ephemeral range,
+/// so another test cannot take this one while its server restarts.
+pub fn pinnable_port() -> u16 {
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low < LOWEST + 1_000 {
+        return free_port();
+    }
+    let span = ephemeral_low - LOWEST;
+    let seed = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    for i in 0..span {
+        let port = (LOWEST + (seed as u32).wrapping_add(i) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    free_port()
+}
+
 /// `n` listeners on consecutive ports of `ip`.
 pub fn consecutive(ip: &str, n: u16) -> Vec<TcpListener> {
     for _ in 0..200 {
