@@ -128,7 +128,7 @@ impl Control {
                     Err(status) => return SessionEnd::Lost(status),
                 },
                 _ = stats_tick.tick() => {
-                    let stamp = self.stamp.next();
+                    let stamp = self.stamp.next_report();
                     send(&tx, wire::stats_report(stamp, rec.report())).await
                 }
             }

@@ -2,28 +2,9 @@
 //! `portunus-client`: the Portunus edge. `enroll` redeems a one-time URI
 //! into a credential bundle; without a subcommand the binary holds the
 //! control stream to the server and runs the rules it is given.
-//!
-//! Start reading at `daemon.rs` (the process) and `control.rs` (the
-//! stream); `reconcile.rs` owns what runs, `tls.rs` whom we trust.
-
-mod backoff;
-mod bundle;
-mod cli;
-mod control;
-mod daemon;
-mod enroll;
-mod enroll_uri;
-mod first_run;
-mod logging;
-mod pin;
-mod reconcile;
-mod tls;
-mod wire;
-
-#[cfg(test)]
-mod testing;
 
 use clap::Parser;
+use portunus_client::{cli, daemon, enroll, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

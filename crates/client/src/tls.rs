@@ -14,9 +14,10 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::Channel;
@@ -116,13 +117,26 @@ pub async fn dial(
     endpoint: &Endpoint,
     config: Arc<ClientConfig>,
 ) -> io::Result<TlsStream<TcpStream>> {
+    dial_from(endpoint, config, None).await
+}
+
+/// [`dial`] from a chosen local address; the fleet simulator gives each of
+/// its edges an address of its own, as a real fleet has.
+pub async fn dial_from(
+    endpoint: &Endpoint,
+    config: Arc<ClientConfig>,
+    source: Option<IpAddr>,
+) -> io::Result<TlsStream<TcpStream>> {
     let server_name = match &endpoint.host {
         EndpointHost::Dns(name) => ServerName::try_from(name.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {e}")))?,
         EndpointHost::Ipv4(ip) => ServerName::IpAddress((*ip).into()),
     };
     let handshake = async {
-        let tcp = TcpStream::connect((endpoint.host_str(), endpoint.port)).await?;
+        let tcp = match source {
+            None => TcpStream::connect((endpoint.host_str(), endpoint.port)).await?,
+            Some(source) => connect_from(endpoint, source).await?,
+        };
         tcp.set_nodelay(true)?;
         TlsConnector::from(config).connect(server_name, tcp).await
     };
@@ -136,17 +150,45 @@ pub async fn dial(
         })?
 }
 
+/// Connects to the first address of `endpoint` in `source`'s family.
+async fn connect_from(endpoint: &Endpoint, source: IpAddr) -> io::Result<TcpStream> {
+    let target = tokio::net::lookup_host((endpoint.host_str(), endpoint.port))
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{endpoint} has no address in the family of {source}"),
+            )
+        })?;
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(target).await
+}
+
 /// A gRPC channel whose only transport is [`dial`]. The `http://` URI only
 /// names the `:authority`; TLS is done by the connector.
 pub async fn channel(
     endpoint: &Endpoint,
     pin: CertPin,
 ) -> Result<Channel, tonic::transport::Error> {
+    channel_from(endpoint, pin, None).await
+}
+
+/// [`channel`] over [`dial_from`].
+pub async fn channel_from(
+    endpoint: &Endpoint,
+    pin: CertPin,
+    source: Option<IpAddr>,
+) -> Result<Channel, tonic::transport::Error> {
     let config = client_config(pin);
     let target = endpoint.clone();
     let connector = tower::service_fn(move |_: http::Uri| {
         let (target, config) = (target.clone(), config.clone());
-        async move { dial(&target, config).await.map(TokioIo::new) }
+        async move { dial_from(&target, config, source).await.map(TokioIo::new) }
     });
     tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)

@@ -61,7 +61,7 @@ impl ReportStamp {
     }
 
     /// The stamp of the next report.
-    pub fn next(&mut self) -> ReportStamp {
+    pub fn next_report(&mut self) -> ReportStamp {
         self.seq += 1;
         self.clone()
     }
@@ -213,8 +213,11 @@ mod tests {
                 bytes_out: 22,
             }],
         };
-        let Some(Kind::Stats(report)) =
-            stats_report(ReportStamp::new_run().next(), vec![("r1".into(), 7, stats)]).kind
+        let Some(Kind::Stats(report)) = stats_report(
+            ReportStamp::new_run().next_report(),
+            vec![("r1".into(), 7, stats)],
+        )
+        .kind
         else {
             panic!("not stats")
         };
