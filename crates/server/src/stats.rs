@@ -39,6 +39,15 @@ impl StatsBoard {
             Some(base) => continued(base, &stats),
             None => stats,
         };
+        if let Some(last) = board.latest.get_mut(&labels.rule) {
+            // An idle rule repeats its report every interval: the series
+            // already say it, and a fleet's worth of label lookups is most
+            // of an idle server's CPU.
+            if last.stats == stats && last.labels == labels {
+                last.at = at;
+                return;
+            }
+        }
         let previous = board.latest.get(&labels.rule).map(|r| &r.stats);
         metrics.apply_rule_report(&labels, previous, &stats);
         board
@@ -175,5 +184,24 @@ mod tests {
         assert_eq!(board.get("r").unwrap().stats.bytes_in, 106);
         board.forget(&metrics, "r");
         assert!(board.get("r").is_none());
+    }
+
+    #[test]
+    fn a_repeated_report_moves_only_its_time() {
+        let metrics = Metrics::new();
+        let board = StatsBoard::default();
+        let labels = RuleLabels {
+            client: "edge".into(),
+            rule: "r".into(),
+            owner: "admin".into(),
+        };
+        board.record(&metrics, labels.clone(), report(100, 2), 1);
+        let series = metrics.encode();
+        assert!(series.contains("portunus_rule_bytes_in_total"), "{series}");
+        board.record(&metrics, labels.clone(), report(100, 2), 7);
+        assert_eq!(board.get("r").unwrap().at, 7);
+        assert_eq!(metrics.encode(), series);
+        board.record(&metrics, labels, report(150, 2), 8);
+        assert_ne!(metrics.encode(), series, "a moving report still counts");
     }
 }

@@ -3,6 +3,7 @@
 pub mod incoming;
 pub mod registry;
 mod service;
+mod session_view;
 
 pub use service::ControlService;
 

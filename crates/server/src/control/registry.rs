@@ -4,7 +4,7 @@ use portunus_proto::pb;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
@@ -23,6 +23,9 @@ struct Session {
     tx: Outbound,
     remote: Option<SocketAddr>,
     since: i64,
+    /// Messages queued after the opening ones; the session's view of its
+    /// rules is current while this has not moved.
+    sent: Arc<AtomicU64>,
     /// Dropping this ends the session's inbound task.
     _stop: oneshot::Sender<()>,
 }
@@ -42,6 +45,7 @@ pub struct Registry {
 
 pub struct Registration {
     pub generation: u64,
+    pub sent: Arc<AtomicU64>,
     pub outbound: mpsc::Receiver<Result<pb::ServerMessage, Status>>,
     pub stop: oneshot::Receiver<()>,
 }
@@ -67,6 +71,7 @@ impl Registry {
         }
         let (stop_tx, stop) = oneshot::channel();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let sent = Arc::new(AtomicU64::new(0));
         let old = self.lock_sessions().insert(
             client_id.to_string(),
             Session {
@@ -74,6 +79,7 @@ impl Registry {
                 tx: tx.clone(),
                 remote,
                 since: now,
+                sent: sent.clone(),
                 _stop: stop_tx,
             },
         );
@@ -84,6 +90,7 @@ impl Registry {
         }
         Registration {
             generation,
+            sent,
             outbound,
             stop,
         }
@@ -136,9 +143,15 @@ impl Registry {
 
     /// Queues a message for a client. False when it is not connected.
     pub async fn send(&self, client_id: &str, msg: pb::ServerMessage) -> bool {
-        let tx = self.lock_sessions().get(client_id).map(|s| s.tx.clone());
-        match tx {
-            Some(tx) => tx.send(Ok(msg)).await.is_ok(),
+        let session = self
+            .lock_sessions()
+            .get(client_id)
+            .map(|s| (s.tx.clone(), s.sent.clone()));
+        match session {
+            Some((tx, sent)) => {
+                sent.fetch_add(1, Ordering::Release);
+                tx.send(Ok(msg)).await.is_ok()
+            }
             None => false,
         }
     }

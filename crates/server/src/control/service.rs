@@ -3,6 +3,7 @@
 
 use super::incoming::ConnInfo;
 use super::registry::Outcome;
+use super::session_view::SessionView;
 use crate::api::owner_caps::envelope_message;
 use crate::metrics::RuleLabels;
 use crate::secrets::{hash_token, new_token};
@@ -89,7 +90,31 @@ fn outcome_of(o: &pb::RuleOutcome) -> Option<Outcome> {
 }
 
 impl ControlService {
-    async fn handle_outcome(&self, o: pb::RuleOutcome) {
+    /// Makes `view` current when something was sent to the client since
+    /// it read the client's rules. False when the store cannot answer.
+    async fn refresh(&self, view: &mut SessionView, client_id: &str) -> bool {
+        let Some(read_at) = view.stale() else {
+            return true;
+        };
+        let cid = client_id.to_string();
+        match self
+            .state
+            .store
+            .call(move |c| rules::list(c, Some(&cid), None))
+            .await
+        {
+            Ok(rows) => {
+                view.refresh(read_at, rows);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the client's rules");
+                false
+            }
+        }
+    }
+
+    async fn handle_outcome(&self, view: &mut SessionView, client_id: &str, o: pb::RuleOutcome) {
         let Some(outcome) = outcome_of(&o) else {
             return;
         };
@@ -101,67 +126,71 @@ impl ControlService {
             Outcome::Removed => (None, None),
         };
         if let Some(state) = state {
-            let id = o.rule_id.clone();
-            // The store is updated before the waiter learns the outcome, so a
-            // listing right after push-rule returns shows the new state.
-            if let Err(e) = self
-                .state
-                .store
-                .write(move |tx| rules::set_state(tx, &id, state, reason.as_deref()))
-                .await
-            {
-                tracing::warn!(error = %e, rule = %o.rule_id, "cannot record rule outcome");
+            // A reconnecting edge confirms every rule it kept; only a change
+            // is written.
+            let unchanged = self.refresh(view, client_id).await
+                && view.holds(&o.rule_id, state, reason.as_deref());
+            if !unchanged {
+                let (id, stored) = (o.rule_id.clone(), reason.clone());
+                // The store is updated before the waiter learns the outcome,
+                // so a listing right after push-rule returns shows the new
+                // state.
+                match self
+                    .state
+                    .store
+                    .write(move |tx| rules::set_state(tx, &id, state, stored.as_deref()))
+                    .await
+                {
+                    Ok(()) => view.recorded(&o.rule_id, state, reason),
+                    Err(e) => {
+                        tracing::warn!(error = %e, rule = %o.rule_id, "cannot record rule outcome")
+                    }
+                }
             }
         }
         self.state.registry.deliver_outcome(&o.rule_id, outcome);
     }
 
-    async fn handle_stats(&self, client_id: &str, client_name: &str, report: pb::StatsReport) {
-        let cid = client_id.to_string();
-        let owners = match self
-            .state
-            .store
-            .call(move |c| rules::list(c, Some(&cid), None))
-            .await
-        {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|r| (r.id, r.owner))
-                .collect::<std::collections::HashMap<_, _>>(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read rules for a stats report");
-                return;
-            }
-        };
+    async fn handle_stats(
+        &self,
+        view: &mut SessionView,
+        client_id: &str,
+        client_name: &str,
+        report: pb::StatsReport,
+    ) {
+        if !self.refresh(view, client_id).await {
+            return;
+        }
         let at = store::now();
         for stats in report.rules {
-            if let Some(owner) = owners.get(&stats.rule_id) {
+            // Reports for rules the server no longer has are stale; a
+            // series for them would outlive the rule.
+            let Some(owner) = view.owner(&stats.rule_id).map(str::to_string) else {
+                continue;
+            };
+            let cursor = crate::traffic::Cursor {
+                run_id: report.run_id.clone(),
+                instance: stats.instance,
+                seq: report.seq,
+                counters: crate::traffic::Counters {
+                    bytes_in: stats.bytes_in,
+                    bytes_out: stats.bytes_out,
+                    connections: stats.connections_total,
+                },
+            };
+            if !view.repeats(&stats.rule_id, &cursor) {
                 self.state.traffic.record(crate::traffic::Sample {
                     rule_id: stats.rule_id.clone(),
                     client_id: client_id.to_string(),
                     owner: owner.clone(),
                     at,
-                    report: crate::traffic::Cursor {
-                        run_id: report.run_id.clone(),
-                        instance: stats.instance,
-                        seq: report.seq,
-                        counters: crate::traffic::Counters {
-                            bytes_in: stats.bytes_in,
-                            bytes_out: stats.bytes_out,
-                            connections: stats.connections_total,
-                        },
-                    },
+                    report: cursor,
                 });
             }
-            // Reports for rules the server no longer has are stale; a
-            // series for them would outlive the rule.
-            let Some(owner) = owners.get(&stats.rule_id) else {
-                continue;
-            };
             let labels = RuleLabels {
                 client: client_name.to_string(),
                 rule: stats.rule_id.clone(),
-                owner: owner.clone(),
+                owner,
             };
             self.state
                 .stats
@@ -315,9 +344,7 @@ impl Control for ControlService {
             .state
             .store
             .call(move |c| {
-                let cut_off = crate::quota::cutoffs(c, store::now())?
-                    .remove(&cid)
-                    .unwrap_or_default();
+                let cut_off = crate::quota::cutoffs_of(c, &cid, store::now())?;
                 Ok((
                     rules::list_enabled(c, &cid)?,
                     owner_caps::list(c, &cid)?,
@@ -368,6 +395,7 @@ impl Control for ControlService {
 
         let this = self.clone();
         let generation = reg.generation;
+        let mut view = SessionView::new(reg.sent);
         let mut stop = reg.stop;
         tokio::spawn(async move {
             loop {
@@ -378,9 +406,12 @@ impl Control for ControlService {
                 match msg {
                     Ok(Some(m)) => match m.kind {
                         Some(client_message::Kind::Hello(h)) => on_hello(&client.name, &h),
-                        Some(client_message::Kind::Outcome(o)) => this.handle_outcome(o).await,
+                        Some(client_message::Kind::Outcome(o)) => {
+                            this.handle_outcome(&mut view, &client.id, o).await
+                        }
                         Some(client_message::Kind::Stats(s)) => {
-                            this.handle_stats(&client.id, &client.name, s).await
+                            this.handle_stats(&mut view, &client.id, &client.name, s)
+                                .await
                         }
                         None => {}
                     },

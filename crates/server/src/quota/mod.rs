@@ -52,8 +52,27 @@ pub type Cutoffs = BTreeMap<String, BTreeSet<String>>;
 
 /// The cut-off owners of every client.
 pub fn cutoffs(conn: &crate::store::Connection, now: i64) -> StoreResult<Cutoffs> {
+    cutoffs_among(conn, None, now)
+}
+
+/// The owners cut off on one client: what its session opens with.
+pub fn cutoffs_of(
+    conn: &crate::store::Connection,
+    client_id: &str,
+    now: i64,
+) -> StoreResult<BTreeSet<String>> {
+    Ok(cutoffs_among(conn, Some(client_id), now)?
+        .remove(client_id)
+        .unwrap_or_default())
+}
+
+fn cutoffs_among(
+    conn: &crate::store::Connection,
+    client_id: Option<&str>,
+    now: i64,
+) -> StoreResult<Cutoffs> {
     let mut out = Cutoffs::new();
-    for q in store::quotas::list(conn, None, None)? {
+    for q in store::quotas::list(conn, client_id, None)? {
         if standing(&q, now).cuts_off() {
             out.entry(q.client_id).or_default().insert(q.owner);
         }
