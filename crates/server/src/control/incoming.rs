@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -47,16 +47,17 @@ impl Default for Limits {
     }
 }
 
-/// Counts unauthenticated connections, in total and per source address.
+/// Counts unauthenticated connections per source address.
 #[derive(Debug, Default)]
 struct Handshaking {
-    total: usize,
     by_source: HashMap<IpAddr, usize>,
 }
 
 #[derive(Clone)]
 struct Gate {
     limits: Limits,
+    /// One permit per place under the total cap.
+    slots: Arc<Semaphore>,
     state: Arc<Mutex<Handshaking>>,
 }
 
@@ -65,20 +66,44 @@ struct Gate {
 struct Place {
     gate: Gate,
     source: IpAddr,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Gate {
-    fn try_enter(&self, source: IpAddr) -> Option<Place> {
+    fn new(limits: Limits) -> Gate {
+        Gate {
+            limits,
+            slots: Arc::new(Semaphore::new(limits.total)),
+            state: Arc::default(),
+        }
+    }
+
+    /// Waits for a place under the total cap. Until one is free the
+    /// listener is not polled: new connections wait in the kernel's accept
+    /// queue (bounded by the backlog) rather than being closed, so a fleet
+    /// reconnecting at once queues instead of failing and backing off ever
+    /// further.
+    async fn slot(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Takes a place for `source` unless it is at its own cap; a refused
+    /// connection gives its slot back.
+    fn try_enter(&self, source: IpAddr, slot: OwnedSemaphorePermit) -> Option<Place> {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = s.by_source.get(&source).copied().unwrap_or(0);
-        if s.total >= self.limits.total || mine >= self.limits.per_source {
+        let mine = s.by_source.entry(source).or_insert(0);
+        if *mine >= self.limits.per_source {
             return None;
         }
-        s.total += 1;
-        *s.by_source.entry(source).or_insert(0) += 1;
+        *mine += 1;
         Some(Place {
             gate: self.clone(),
             source,
+            _slot: slot,
         })
     }
 }
@@ -90,7 +115,6 @@ impl Drop for Place {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        s.total -= 1;
         if let Some(n) = s.by_source.get_mut(&self.source) {
             *n -= 1;
             if *n == 0 {
@@ -207,12 +231,13 @@ pub fn tls_streams(
     limits: Limits,
 ) -> ReceiverStream<io::Result<ControlStream>> {
     let (tx, rx) = mpsc::channel(64);
-    let gate = Gate {
-        limits,
-        state: Arc::default(),
-    };
+    let gate = Gate::new(limits);
     tokio::spawn(async move {
         loop {
+            let slot = tokio::select! {
+                slot = gate.slot() => slot,
+                _ = tx.closed() => return,
+            };
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -226,8 +251,8 @@ pub fn tls_streams(
                 },
                 _ = tx.closed() => return,
             };
-            let Some(place) = gate.try_enter(peer.ip()) else {
-                tracing::debug!(%peer, "too many unauthenticated control connections; closed");
+            let Some(place) = gate.try_enter(peer.ip(), slot) else {
+                tracing::debug!(%peer, "too many unauthenticated control connections from one source; closed");
                 continue;
             };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
@@ -301,28 +326,26 @@ mod tests {
 
     #[test]
     fn handshakes_are_capped_in_total_and_per_source() {
-        let gate = Gate {
-            limits: Limits {
-                handshake: Duration::from_secs(1),
-                authenticate: Duration::from_secs(1),
-                total: 3,
-                per_source: 2,
-            },
-            state: Arc::default(),
-        };
+        let gate = Gate::new(Limits {
+            handshake: Duration::from_secs(1),
+            authenticate: Duration::from_secs(1),
+            total: 3,
+            per_source: 2,
+        });
+        let slot = || gate.slots.clone().try_acquire_owned().ok();
         let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
             "10.0.0.1".parse().unwrap(),
             "10.0.0.2".parse().unwrap(),
             "10.0.0.3".parse().unwrap(),
         );
-        let a1 = gate.try_enter(a).unwrap();
-        let _a2 = gate.try_enter(a).unwrap();
-        assert!(gate.try_enter(a).is_none(), "per source");
-        let _b1 = gate.try_enter(b).unwrap();
-        assert!(gate.try_enter(c).is_none(), "in total");
+        let a1 = gate.try_enter(a, slot().unwrap()).unwrap();
+        let _a2 = gate.try_enter(a, slot().unwrap()).unwrap();
+        assert!(gate.try_enter(a, slot().unwrap()).is_none(), "per source");
+        let _b1 = gate.try_enter(b, slot().unwrap()).unwrap();
+        assert!(slot().is_none(), "in total");
         drop(a1);
-        let _c1 = gate.try_enter(c).unwrap();
-        assert!(gate.try_enter(a).is_none(), "the freed place went to c");
+        let _c1 = gate.try_enter(c, slot().unwrap()).unwrap();
+        assert!(slot().is_none(), "the freed place went to c");
     }
 
     /// Real sockets and real TLS: connections past their handshake that
