@@ -15,7 +15,7 @@ set -euo pipefail
 edges=${1:-5000}
 shift || true
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -q -p portunus-server -p portunus-client --example fleet_sim \
+cargo build --release -q -p portunus-server -p portunus-client --bins --example fleet_sim \
   --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 ulimit -n "$(ulimit -Hn)"

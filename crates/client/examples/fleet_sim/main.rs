@@ -61,6 +61,9 @@ struct Args {
     /// Serve from this PostgreSQL database instead of a SQLite file.
     #[arg(long)]
     database_url: Option<String>,
+    /// Keep the server's data dir (and its log) and print where it is.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -248,6 +251,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map(|p| p.failed_attempts.load(Ordering::Relaxed))
         .sum();
     edges.abort_all();
+    let drain_timed_out = server.log_contains("drain timeout reached")?;
+    if args.keep {
+        eprintln!("fleet_sim: kept {}", dir.keep().display());
+    }
 
     let mb = |b: u64| b as f64 / 1e6;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -324,6 +331,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "{:<52} {:>16}",
         "failed dial or stream attempts, whole run", failed
     );
+    if drain_timed_out {
+        println!("note: the server's shutdown waited out its drain timeout (5 s)");
+    }
     Ok(())
 }
 

@@ -68,7 +68,8 @@ impl Server {
         let out = server
             .command()
             .args(["bootstrap-superadmin", "--name", "Fleet"])
-            .output()?;
+            .output()
+            .with_context(|| format!("cannot run {}", server.bin.display()))?;
         if !out.status.success() {
             bail!(
                 "bootstrap-superadmin failed: {}",
@@ -139,6 +140,10 @@ impl Server {
             child.wait()?;
         }
         Ok(())
+    }
+
+    pub fn log_contains(&self, needle: &str) -> anyhow::Result<bool> {
+        Ok(std::fs::read_to_string(&self.log)?.contains(needle))
     }
 
     pub fn pid(&self) -> anyhow::Result<u32> {
