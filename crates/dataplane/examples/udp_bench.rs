@@ -66,6 +66,10 @@ fn io(e: std::io::Error) -> String {
 /// Echoes datagrams until `limit` passes, so a forgotten backend ends.
 fn echo(limit: Duration) -> Result<(), String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+    // Room for a whole burst, so the backend is never what drops it.
+    socket2::SockRef::from(&socket)
+        .set_recv_buffer_size(4 << 20)
+        .map_err(io)?;
     println!("{}", socket.local_addr().map_err(io)?.port());
     std::io::stdout().flush().map_err(io)?;
     socket

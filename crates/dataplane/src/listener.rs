@@ -15,6 +15,8 @@ use std::ops::RangeInclusive;
 use tokio::net::TcpListener;
 
 const BACKLOG: i32 = 1024;
+/// Bytes of receive buffer a UDP listen socket asks for.
+const UDP_LISTEN_RCVBUF: usize = 2 << 20;
 
 /// A new socket bound to `port` of `address`, or of every address.
 fn bound(ty: Type, protocol: Protocol, address: Option<IpAddr>, port: u16) -> io::Result<Socket> {
@@ -42,6 +44,13 @@ fn bound(ty: Type, protocol: Protocol, address: Option<IpAddr>, port: u16) -> io
         socket.set_reuse_address(true)?;
         socket.set_tcp_nodelay(true)?;
         socket.set_nonblocking(true)?;
+    } else {
+        // A burst of new sources queues on the listen socket while their
+        // flows are created; the default buffer (about 200 KiB, under
+        // 300 small datagrams once kernel overhead is counted) drops the
+        // rest. The kernel caps the request at net.core.rmem_max, so this
+        // is best effort and never an activation failure.
+        let _ = socket.set_recv_buffer_size(UDP_LISTEN_RCVBUF);
     }
     socket.bind(&SocketAddr::new(ip, port).into())?;
     Ok(socket)
