@@ -8,7 +8,31 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-pub type Outbound = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+/// A message queued for a client's stream. Both sides are boxed because
+/// a channel allocates its first block of slots when it is created: with
+/// a rule message and a `Status` inline, every connected client's channel
+/// held kilobytes of empty slots.
+type Queued = Result<Box<pb::ServerMessage>, Box<Status>>;
+
+type Outbound = mpsc::Sender<Queued>;
+
+/// The server side of a client's stream, as tonic sends it.
+pub struct SessionStream {
+    queued: mpsc::Receiver<Queued>,
+}
+
+impl tokio_stream::Stream for SessionStream {
+    type Item = Result<pb::ServerMessage, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.queued
+            .poll_recv(cx)
+            .map(|next| next.map(|q| q.map(|m| *m).map_err(|s| *s)))
+    }
+}
 
 /// What a client reported for one pushed or removed rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +70,7 @@ pub struct Registry {
 pub struct Registration {
     pub generation: u64,
     pub sent: Arc<AtomicU64>,
-    pub outbound: mpsc::Receiver<Result<pb::ServerMessage, Status>>,
+    pub outbound: SessionStream,
     pub stop: oneshot::Receiver<()>,
 }
 
@@ -67,7 +91,7 @@ impl Registry {
         let (tx, outbound) = mpsc::channel(256 + opening.len());
         for msg in opening {
             // Capacity covers every opening message, so this cannot fail.
-            let _ = tx.try_send(Ok(msg));
+            let _ = tx.try_send(Ok(Box::new(msg)));
         }
         let (stop_tx, stop) = oneshot::channel();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -84,14 +108,14 @@ impl Registry {
             },
         );
         if let Some(old) = old {
-            let _ = old.tx.try_send(Err(Status::aborted(
+            let _ = old.tx.try_send(Err(Box::new(Status::aborted(
                 "replaced by a newer connection of this client",
-            )));
+            ))));
         }
         Registration {
             generation,
             sent,
-            outbound,
+            outbound: SessionStream { queued: outbound },
             stop,
         }
     }
@@ -116,7 +140,7 @@ impl Registry {
         let session = self.lock_sessions().remove(client_id);
         match session {
             Some(s) => {
-                let _ = s.tx.try_send(Err(status));
+                let _ = s.tx.try_send(Err(Box::new(status)));
                 true
             }
             None => false,
@@ -126,7 +150,7 @@ impl Registry {
     pub fn kick_all(&self, status: Status) {
         let sessions: Vec<Session> = self.lock_sessions().drain().map(|(_, s)| s).collect();
         for s in sessions {
-            let _ = s.tx.try_send(Err(status.clone()));
+            let _ = s.tx.try_send(Err(Box::new(status.clone())));
         }
     }
 
@@ -150,7 +174,7 @@ impl Registry {
         match session {
             Some((tx, sent)) => {
                 sent.fetch_add(1, Ordering::Release);
-                tx.send(Ok(msg)).await.is_ok()
+                tx.send(Ok(Box::new(msg))).await.is_ok()
             }
             None => false,
         }
@@ -186,6 +210,12 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_stream::StreamExt;
+
+    #[test]
+    fn a_queue_slot_is_two_pointers() {
+        assert_eq!(std::mem::size_of::<Queued>(), 16);
+    }
 
     #[tokio::test]
     async fn newer_stream_replaces_older() {
@@ -194,7 +224,7 @@ mod tests {
         let b = reg.register("c1", None, 2, vec![pb::ServerMessage::default()]);
         assert_eq!(reg.connected_count(), 1);
         assert!(
-            matches!(a.outbound.recv().await, Some(Err(s)) if s.code() == tonic::Code::Aborted)
+            matches!(a.outbound.next().await, Some(Err(s)) if s.code() == tonic::Code::Aborted)
         );
         assert!(
             a.stop.await.is_err(),

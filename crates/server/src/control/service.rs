@@ -13,7 +13,6 @@ use crate::throttle::Key;
 use portunus_domain::{DomainError, ErrorCode};
 use portunus_proto::pb::{self, client_message, control_server::Control, server_message};
 use std::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 #[derive(Clone)]
@@ -303,7 +302,7 @@ impl Control for ControlService {
         }))
     }
 
-    type SessionStream = ReceiverStream<Result<pb::ServerMessage, Status>>;
+    type SessionStream = super::registry::SessionStream;
 
     async fn session(
         &self,
@@ -429,6 +428,6 @@ impl Control for ControlService {
                 .set(this.state.registry.connected_count() as i64);
             tracing::info!(client = %client.name, "client disconnected");
         });
-        Ok(Response::new(ReceiverStream::new(reg.outbound)))
+        Ok(Response::new(reg.outbound))
     }
 }
