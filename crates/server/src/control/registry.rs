@@ -65,6 +65,9 @@ pub struct Registry {
     sessions: Mutex<HashMap<String, Session>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     next_generation: AtomicU64,
+    /// Set by `kick_all`, under the sessions lock: a stream that opens
+    /// during shutdown ends at once instead of holding the drain up.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 pub struct Registration {
@@ -96,7 +99,18 @@ impl Registry {
         let (stop_tx, stop) = oneshot::channel();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let sent = Arc::new(AtomicU64::new(0));
-        let old = self.lock_sessions().insert(
+        let mut sessions = self.lock_sessions();
+        if self.closing.load(Ordering::Relaxed) {
+            drop(sessions);
+            let _ = tx.try_send(Err(Box::new(Status::unavailable("server shutting down"))));
+            return Registration {
+                generation,
+                sent,
+                outbound: SessionStream { queued: outbound },
+                stop,
+            };
+        }
+        let old = sessions.insert(
             client_id.to_string(),
             Session {
                 generation,
@@ -147,8 +161,14 @@ impl Registry {
         }
     }
 
+    /// Ends every stream with `status`, and every stream opened from now
+    /// on (shutdown).
     pub fn kick_all(&self, status: Status) {
-        let sessions: Vec<Session> = self.lock_sessions().drain().map(|(_, s)| s).collect();
+        let sessions: Vec<Session> = {
+            let mut live = self.lock_sessions();
+            self.closing.store(true, Ordering::Relaxed);
+            live.drain().map(|(_, s)| s).collect()
+        };
         for s in sessions {
             let _ = s.tx.try_send(Err(Box::new(status.clone())));
         }
@@ -237,6 +257,21 @@ mod tests {
         assert_eq!(reg.info("c1").map(|i| i.since), Some(2));
         assert!(reg.unregister("c1", b.generation));
         assert!(!reg.send("c1", pb::ServerMessage::default()).await);
+    }
+
+    #[tokio::test]
+    async fn a_stream_opened_during_shutdown_ends_at_once() {
+        let reg = Registry::default();
+        let mut live = reg.register("c1", None, 1, vec![]);
+        reg.kick_all(Status::unavailable("server shutting down"));
+        assert!(matches!(live.outbound.next().await, Some(Err(_))));
+        let mut late = reg.register("c2", None, 2, vec![pb::ServerMessage::default()]);
+        assert_eq!(reg.connected_count(), 0);
+        assert!(matches!(late.outbound.next().await, Some(Ok(_))));
+        assert!(
+            matches!(late.outbound.next().await, Some(Err(s)) if s.code() == tonic::Code::Unavailable)
+        );
+        assert!(late.outbound.next().await.is_none());
     }
 
     #[tokio::test]
