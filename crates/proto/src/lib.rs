@@ -8,6 +8,7 @@ pub mod pb {
     tonic::include_proto!("portunus.v1");
 }
 
+pub mod codec;
 mod convert;
 
 /// The wire version this build speaks (`Hello.wire_version`,
