@@ -150,6 +150,14 @@ mod tests {
         }
     }
 
+    fn labels() -> RuleLabels {
+        RuleLabels {
+            client: "edge".into(),
+            rule: "r".into(),
+            owner: "admin".into(),
+        }
+    }
+
     #[test]
     fn counters_add_and_gauges_do_not() {
         let c = continued(&report(100, 7), &report(5, 1));
@@ -169,11 +177,7 @@ mod tests {
     fn a_re_enabled_rule_continues_from_its_last_report() {
         let metrics = Metrics::new();
         let board = StatsBoard::default();
-        let labels = RuleLabels {
-            client: "edge".into(),
-            rule: "r".into(),
-            owner: "admin".into(),
-        };
+        let labels = labels();
         board.record(&metrics, labels.clone(), report(100, 2), 1);
         board.carry_over("r");
         board.record(&metrics, labels.clone(), report(5, 0), 2);
@@ -190,11 +194,7 @@ mod tests {
     fn a_repeated_report_moves_only_its_time() {
         let metrics = Metrics::new();
         let board = StatsBoard::default();
-        let labels = RuleLabels {
-            client: "edge".into(),
-            rule: "r".into(),
-            owner: "admin".into(),
-        };
+        let labels = labels();
         board.record(&metrics, labels.clone(), report(100, 2), 1);
         let series = metrics.encode();
         assert!(series.contains("portunus_rule_bytes_in_total"), "{series}");

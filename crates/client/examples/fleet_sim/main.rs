@@ -177,15 +177,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     }
     let rules_took = t.elapsed();
-    wait_until_async(
-        "the server to count every edge connected",
-        Duration::from_secs(60),
-        || {
-            let api = api.clone();
-            async move { api.connected().await.map(|c| c == n).unwrap_or(false) }
-        },
-    )
-    .await?;
+    all_counted(&api, n, "the server to count every edge connected").await?;
 
     // Two report intervals so every edge streams stats before measuring.
     tokio::time::sleep(2 * fleet.stats_interval).await;
@@ -236,15 +228,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let storm = t.elapsed();
-    wait_until_async(
-        "the restarted server to count every edge",
-        Duration::from_secs(60),
-        || {
-            let api = api.clone();
-            async move { api.connected().await.map(|c| c == n).unwrap_or(false) }
-        },
-    )
-    .await?;
+    all_counted(&api, n, "the restarted server to count every edge").await?;
     let after_storm = server.sample()?;
     let failed: u32 = progress
         .iter()
@@ -364,6 +348,15 @@ where
         .into_iter()
         .map(|o| o.expect("every job reported"))
         .collect())
+}
+
+/// Waits until the server's API counts `n` clients connected.
+async fn all_counted(api: &api::Api, n: usize, what: &str) -> anyhow::Result<()> {
+    wait_until_async(what, Duration::from_secs(60), || {
+        let api = api.clone();
+        async move { api.connected().await.map(|c| c == n).unwrap_or(false) }
+    })
+    .await
 }
 
 async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) -> anyhow::Result<()> {

@@ -101,31 +101,27 @@ impl Registry {
         let sent = Arc::new(AtomicU64::new(0));
         let mut sessions = self.lock_sessions();
         if self.closing.load(Ordering::Relaxed) {
-            drop(sessions);
+            // Not registered: `stop_tx` is dropped, so the inbound task ends too.
             let _ = tx.try_send(Err(Box::new(Status::unavailable("server shutting down"))));
-            return Registration {
-                generation,
-                sent,
-                outbound: SessionStream { queued: outbound },
-                stop,
-            };
+        } else {
+            let old = sessions.insert(
+                client_id.to_string(),
+                Session {
+                    generation,
+                    tx: tx.clone(),
+                    remote,
+                    since: now,
+                    sent: sent.clone(),
+                    _stop: stop_tx,
+                },
+            );
+            if let Some(old) = old {
+                let _ = old.tx.try_send(Err(Box::new(Status::aborted(
+                    "replaced by a newer connection of this client",
+                ))));
+            }
         }
-        let old = sessions.insert(
-            client_id.to_string(),
-            Session {
-                generation,
-                tx: tx.clone(),
-                remote,
-                since: now,
-                sent: sent.clone(),
-                _stop: stop_tx,
-            },
-        );
-        if let Some(old) = old {
-            let _ = old.tx.try_send(Err(Box::new(Status::aborted(
-                "replaced by a newer connection of this client",
-            ))));
-        }
+        drop(sessions);
         Registration {
             generation,
             sent,
