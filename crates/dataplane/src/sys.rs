@@ -1,5 +1,5 @@
 //! Thin wrappers over the Linux syscalls the splice pump and the UDP
-//! sockets need. This is the only module with `unsafe` code: each wrapper
+//! sockets need, and the one registration of a descriptor with Tokio. This is the only module with `unsafe` code: each wrapper
 //! takes borrowed or owned descriptors, so the callers cannot pass a
 //! closed or foreign fd, and turns `-1` into `io::Error`.
 
@@ -58,6 +58,19 @@ pub(crate) fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io
         return Err(io::Error::last_os_error());
     }
     usize::try_from(rc).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// A new epoll instance (mio's), registered with the current Tokio
+/// runtime for readability. Must run inside a Tokio runtime.
+pub(crate) fn async_poll() -> io::Result<tokio::io::unix::AsyncFd<mio::Poll>> {
+    let poll = mio::Poll::new()?;
+    // SAFETY: `mio::Poll` owns its epoll descriptor, closes it only when
+    // dropped, and always reports that same descriptor, so it stays open
+    // and unchanged for as long as the `AsyncFd` holds it; its users only
+    // call `poll` and the registry through it, never replace it.
+    let registered =
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE) };
+    registered.map_err(|e| e.into())
 }
 
 /// Sets an integer socket option, for the few options `socket2` has no

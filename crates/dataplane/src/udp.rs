@@ -1,8 +1,9 @@
 //! UDP forwarding. Each listen port runs one task (`port.rs`) that reads
 //! the listen socket in batches (`io.rs`) and keeps the port's flows in a
 //! table keyed by source address (`table.rs`). A flow owns one socket
-//! connected to the target chosen when it started (`upstream.rs`); the
-//! target's replies go back to the source through the listen socket.
+//! connected to the target chosen when it started (`upstream.rs`), watched
+//! by the port's reply poller (`replies.rs`); the target's replies go back
+//! to the source through the listen socket.
 //!
 //! Flows end when idle for `udp_flow_idle`, when their upstream socket
 //! reports an ICMP error, or with their listener: replies can only reach
@@ -16,6 +17,7 @@ mod budget;
 mod drain;
 mod io;
 mod port;
+mod replies;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ use portunus_domain::source_filter::SourceFilter;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, Instrument};
+use replies::Replies;
 use upstream::Targets;
 
 pub use budget::{flows_for_descriptors, FlowBudget};
@@ -94,12 +97,13 @@ pub(crate) fn start(
         .into_iter()
         .zip(start..=spec.listen_end())
         .map(|(socket, port)| {
-            io::Socket::new(socket).map_err(|e| {
+            let fail = |e: std::io::Error| {
                 ActivationError::new(
                     ActivationReason::BindFailed,
                     format!("udp port {port}: {e}"),
                 )
-            })
+            };
+            Ok((io::Socket::new(socket).map_err(fail)?, Replies::new().map_err(fail)?))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rule = Arc::new(rule);
@@ -108,10 +112,11 @@ pub(crate) fn start(
         ports: start..=spec.listen_end(),
         registry,
     };
-    for (socket, offset) in sockets.into_iter().zip(0u16..) {
+    for ((socket, replies), offset) in sockets.into_iter().zip(0u16..) {
         let span = debug_span!("udp", rule = id, port = start.wrapping_add(offset));
         let signal = drain.signal.clone();
-        connections.spawn(port::run(rule.clone(), socket, offset, signal).instrument(span));
+        let port = port::run(rule.clone(), socket, replies, offset, signal);
+        connections.spawn(port.instrument(span));
     }
     Ok(drain)
 }

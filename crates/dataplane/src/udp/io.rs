@@ -12,6 +12,7 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -117,39 +118,24 @@ impl Socket {
     /// queued. A pending socket error (an ICMP error on a connected
     /// socket) shows only as error readiness, and reading reports it.
     pub(crate) fn recv_batch(&self, mut each: impl FnMut(Received<'_>)) -> io::Result<usize> {
-        BUFFERS.with_borrow_mut(|buffers| {
-            let buffers = buffers.get_or_insert_with(RecvBuffers::new);
-            let mut chunks = buffers.bytes.chunks_exact_mut(SLOT_LEN);
-            let mut slices: [IoSliceMut<'_>; SLOTS] =
-                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-            let meta = &mut buffers.meta;
-            let got = Cell::new(0);
-            let mut read = || {
-                let n = self.state.recv((&self.io).into(), &mut slices, meta)?;
-                for (slice, m) in slices.iter().zip(meta.iter()).take(n) {
-                    each(Received {
-                        source: m.addr,
-                        local_ip: m.dst_ip,
-                        bytes: &slice[..m.len.min(slice.len())],
-                        stride: if m.stride == 0 { m.len } else { m.stride },
-                    });
-                }
-                got.set(n);
-                drained(n)
-            };
-            // `try_io` takes one interest at a time: with a combined one it
-            // would see no readiness at all and never read.
-            let result = match self.io.try_io(Interest::READABLE, &mut read) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got.get() == 0 => {
-                    self.io.try_io(Interest::ERROR, &mut read)
-                }
-                other => other,
-            };
-            match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got.get() > 0 => Ok(got.get()),
-                other => other,
+        let got = Cell::new(0);
+        let mut read = || {
+            let n = recv_once(&self.state, &self.io, &mut each)?;
+            got.set(n);
+            drained(n)
+        };
+        // `try_io` takes one interest at a time: with a combined one it
+        // would see no readiness at all and never read.
+        let result = match self.io.try_io(Interest::READABLE, &mut read) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got.get() == 0 => {
+                self.io.try_io(Interest::ERROR, &mut read)
             }
-        })
+            other => other,
+        };
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got.get() > 0 => Ok(got.get()),
+            other => other,
+        }
     }
 
     /// How many datagrams one GSO send may carry on this socket (1 where
@@ -171,32 +157,115 @@ impl Socket {
         bytes: &[u8],
         stride: usize,
     ) -> io::Result<()> {
-        let count = datagram_count(bytes.len(), stride);
-        if count == 1 || count <= self.state.max_gso_segments() as u64 {
-            return self.transmit(to, local_ip, bytes, (count > 1).then_some(stride));
-        }
-        for datagram in bytes.chunks(stride) {
-            self.transmit(to, local_ip, datagram, None)?;
-        }
-        Ok(())
+        send_on(&self.state, &self.io, to, local_ip, bytes, stride)
+    }
+}
+
+/// A flow's nonblocking socket to its target, unknown to the runtime: the
+/// port's reply poller (`replies.rs`) watches it, so a flow costs no
+/// runtime registration of its own. Reads and writes go straight to the
+/// socket.
+#[derive(Debug)]
+pub(crate) struct FlowSocket {
+    io: std::net::UdpSocket,
+    state: UdpSocketState,
+}
+
+impl FlowSocket {
+    /// Sets up a nonblocking socket for batched I/O.
+    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<FlowSocket> {
+        let state = UdpSocketState::new((&socket).into())?;
+        undo_quic_options(&socket)?;
+        Ok(FlowSocket { io: socket, state })
     }
 
-    fn transmit(
+    /// Like `Socket::recv_batch`; `WouldBlock` also after a batch that
+    /// did not fill the buffers, which means the queue is empty.
+    pub(crate) fn recv_batch(&self, mut each: impl FnMut(Received<'_>)) -> io::Result<usize> {
+        recv_once(&self.state, &self.io, &mut each).and_then(drained)
+    }
+
+    pub(crate) fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.io.local_addr().expect("a bound socket")
+    }
+
+    /// Like `Socket::send`.
+    pub(crate) fn send(
         &self,
-        destination: SocketAddr,
-        src_ip: Option<IpAddr>,
-        contents: &[u8],
-        segment_size: Option<usize>,
+        to: SocketAddr,
+        local_ip: Option<IpAddr>,
+        bytes: &[u8],
+        stride: usize,
     ) -> io::Result<()> {
+        send_on(&self.state, &self.io, to, local_ip, bytes, stride)
+    }
+}
+
+impl AsFd for FlowSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+/// One `recvmmsg` into this thread's buffers; each buffer read goes to
+/// `each` before the next read can reuse it. Returns the buffers read.
+fn recv_once(
+    state: &UdpSocketState,
+    socket: &impl AsFd,
+    each: &mut impl FnMut(Received<'_>),
+) -> io::Result<usize> {
+    BUFFERS.with_borrow_mut(|buffers| {
+        let buffers = buffers.get_or_insert_with(RecvBuffers::new);
+        let mut chunks = buffers.bytes.chunks_exact_mut(SLOT_LEN);
+        let mut slices: [IoSliceMut<'_>; SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        let meta = &mut buffers.meta;
+        let n = state.recv(socket.into(), &mut slices, meta)?;
+        for (slice, m) in slices.iter().zip(meta.iter()).take(n) {
+            each(Received {
+                source: m.addr,
+                local_ip: m.dst_ip,
+                bytes: &slice[..m.len.min(slice.len())],
+                stride: if m.stride == 0 { m.len } else { m.stride },
+            });
+        }
+        Ok(n)
+    })
+}
+
+/// Sends one datagram or a train, as one GSO send when the socket can
+/// carry that many segments and one send per datagram otherwise.
+fn send_on(
+    state: &UdpSocketState,
+    socket: &impl AsFd,
+    to: SocketAddr,
+    local_ip: Option<IpAddr>,
+    bytes: &[u8],
+    stride: usize,
+) -> io::Result<()> {
+    let count = datagram_count(bytes.len(), stride);
+    let transmit = |contents: &[u8], segment_size: Option<usize>| {
         let transmit = Transmit {
-            destination,
+            destination: to,
             ecn: None,
             contents,
             segment_size,
-            src_ip,
+            src_ip: local_ip,
         };
-        self.state.try_send((&self.io).into(), &transmit)
+        state.try_send(socket.into(), &transmit)
+    };
+    if count == 1 || count <= state.max_gso_segments() as u64 {
+        return transmit(bytes, (count > 1).then_some(stride));
     }
+    for datagram in bytes.chunks(stride) {
+        transmit(datagram, None)?;
+    }
+    Ok(())
 }
 
 /// quinn-udp forbids IP fragmentation, as QUIC wants. A port forwarder

@@ -1,9 +1,10 @@
 //! One listen port of a UDP rule: a single task that reads the listen
-//! socket, owns the port's flow table, sets up new flows, runs every
-//! flow's reader as a future of its own, and reaps idle flows. Aborting
-//! the task drops all of it at once, listen socket included.
+//! socket, owns the port's flow table, sets up new flows, carries the
+//! replies its poller reports, and reaps idle flows. Aborting the task
+//! drops all of it at once, listen socket included.
 
 use super::io::{datagram_count, reply_source, Received, Socket};
+use super::replies::{Replies, READS_PER_TURN};
 use super::table::{Admit, Clock, FlowId, FlowTable, Millis};
 use super::train::{with_train, Train};
 use super::upstream::{on_upstream_error, OnError, SetupError, Upstream};
@@ -11,9 +12,7 @@ use super::UdpRule;
 use crate::copy::Direction;
 use crate::limit::{self, RuleLimits};
 use crate::stats::RuleCounters;
-use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,11 +30,13 @@ const PENDING_BYTES: usize = 16 * 1024;
 enum FlowState {
     /// Its upstream is being resolved and connected; datagrams wait here.
     Pending(Pending),
-    /// Its upstream is connected; `reader` stops the future that carries
-    /// the replies, when the flow leaves the table.
+    /// Its upstream is connected and watched under `token` for replies,
+    /// which leave from `local_ip` when the source wrote to a specific
+    /// address.
     Ready {
         up: Arc<Upstream>,
-        reader: AbortHandle,
+        token: usize,
+        local_ip: Option<IpAddr>,
     },
 }
 
@@ -79,7 +80,7 @@ pub(crate) fn reap_period(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5))
 }
 
-/// What the port and the readers of its flows share.
+/// What the port's receive path and its reply path share.
 struct Shared {
     listen: Socket,
     counters: Arc<RuleCounters>,
@@ -93,16 +94,24 @@ struct Port {
     shared: Arc<Shared>,
     offset: u16,
     table: FlowTable<FlowState>,
+    replies: Replies,
     /// Once the rule stops, the port only serves the flows it has.
     draining: bool,
 }
 
 /// Runs the port until its rule aborts it or, once `drain` fires, until
 /// its last flow is gone.
-pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: CancellationToken) {
+pub(super) async fn run(
+    rule: Arc<UdpRule>,
+    listen: Socket,
+    replies: Replies,
+    offset: u16,
+    drain: CancellationToken,
+) {
     let port_index = usize::from(offset);
     let mut port = Port {
         table: FlowTable::new(rule.counters.clone(), rule.engine.flow_budget(), port_index),
+        replies,
         shared: Arc::new(Shared {
             listen,
             counters: rule.counters.clone(),
@@ -117,7 +126,6 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: 
     let mut setups = FuturesUnordered::new();
     // Flows set up in place during a read, installed right after it.
     let mut set_up = Vec::new();
-    let mut flows = FuturesUnordered::new();
     let mut gate = port.rule.gate.watch();
     let mut reap = tokio::time::interval(reap_period(port.rule.engine.config().udp_flow_idle));
     reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -148,22 +156,17 @@ pub(super) async fn run(rule: Arc<UdpRule>, listen: Socket, offset: u16, drain: 
                     }
                 });
                 for (new, result) in set_up.drain(..) {
-                    if let Some((flow, reader)) = port.install(new, result) {
-                        flows.push(Abortable::new(read_upstream(flow), reader));
-                    }
+                    port.install(new, result);
                 }
             }
-            Some((new, result)) = setups.next() => {
-                if let Some((flow, reader)) = port.install(new, result) {
-                    flows.push(Abortable::new(read_upstream(flow), reader));
+            Some((new, result)) = setups.next() => port.install(new, result),
+            ready = port.replies.ready() => match ready {
+                Ok(flows) => port.carry_replies(flows),
+                Err(e) => {
+                    warn!(error = %e, "reply poller failed, port stops");
+                    return;
                 }
-            }
-            // An aborted reader's flow already left the table.
-            Some(done) = flows.next() => {
-                if let Ok((source, id, error)) = done {
-                    port.failed(source, id, &error);
-                }
-            }
+            },
             _ = reap.tick() => port.reap(),
             Ok(()) = gate.changed() => {
                 if *gate.borrow_and_update() {
@@ -325,30 +328,37 @@ impl Port {
     }
 
     /// Turns a pending flow whose setup finished into a running one: its
-    /// queued datagrams go out, and the returned reader is to be polled,
-    /// until its abort registration says the flow left the table.
-    fn install(
-        &mut self,
-        new: NewFlow,
-        result: Result<Upstream, SetupError>,
-    ) -> Option<(Flow, AbortRegistration)> {
+    /// queued datagrams go out and its socket is watched for replies.
+    fn install(&mut self, new: NewFlow, result: Result<Upstream, SetupError>) {
         let up = match result {
             Ok(up) => Arc::new(up),
             Err(e) => {
                 self.counters().connect_failures.inc();
                 debug!(source = %new.source, error = %e, "no upstream for flow");
                 self.table.remove(new.source, new.id);
-                return None;
+                return;
             }
         };
-        let state = self.table.get_mut(new.source, new.id)?;
-        let (reader, registration) = AbortHandle::new_pair();
+        let Some(state) = self.table.get_mut(new.source, new.id) else {
+            return;
+        };
+        let token = match self.replies.add(&up.socket, new.source, new.id) {
+            Ok(token) => token,
+            Err(e) => {
+                // Out of kernel memory for the interest list: the flow
+                // cannot carry replies, so it does not start.
+                warn!(source = %new.source, error = %e, "flow not watched for replies, dropped");
+                self.table.remove(new.source, new.id);
+                return;
+            }
+        };
         let ready = FlowState::Ready {
             up: up.clone(),
-            reader,
+            token,
+            local_ip: new.local_ip,
         };
         let FlowState::Pending(pending) = std::mem::replace(state, ready) else {
-            return None;
+            return;
         };
         debug!(source = %new.source, target = %up.peer, id = new.id, "flow started");
         for (bytes, stride) in pending.queue {
@@ -360,30 +370,47 @@ impl Port {
             };
             if forward(&self.rule.counters, &self.rule.limits, self.offset, &up, &d) {
                 self.evict(new.source, new.id);
-                return None;
+                return;
             }
         }
-        let flow = Flow {
-            source: new.source,
-            id: new.id,
-            local_ip: new.local_ip,
-            upstream: up,
-            port: self.shared.clone(),
-        };
-        Some((flow, registration))
     }
 
-    /// Removes a flow and stops its reader.
+    /// Reads the replies of the flows the poller reported and sends them
+    /// back to their sources. A flow that still has replies queued after
+    /// `READS_PER_TURN` batches gets another turn after the port's other
+    /// work.
+    fn carry_replies(&mut self, flows: Vec<(SocketAddr, FlowId)>) {
+        let now = self.shared.clock.now();
+        for &(source, id) in &flows {
+            let Some(FlowState::Ready { up, local_ip, .. }) = self.table.get(source, id) else {
+                continue;
+            };
+            let reply = Reply {
+                source,
+                local_ip: *local_ip,
+                upstream: up,
+                port: &self.shared,
+            };
+            match reply.carry(now) {
+                Carried::Drained => {}
+                Carried::More => self.replies.again(source, id),
+                Carried::Failed(e) => self.failed(source, id, &e),
+            }
+        }
+        self.replies.recycle(flows);
+    }
+
+    /// Removes a flow and stops watching its socket.
     fn evict(&mut self, source: SocketAddr, id: FlowId) {
-        if let Some(FlowState::Ready { reader, .. }) = self.table.remove(source, id) {
-            reader.abort();
+        if let Some(FlowState::Ready { up, token, .. }) = self.table.remove(source, id) {
+            self.replies.remove(token, &up.socket);
         }
     }
 
-    /// A flow's reader met an error that ends the flow.
+    /// A flow's upstream socket met an error that ends the flow.
     fn failed(&mut self, source: SocketAddr, id: FlowId, error: &io::Error) {
         debug!(%source, id, %error, "flow evicted");
-        self.table.remove(source, id);
+        self.evict(source, id);
     }
 
     /// Ends every flow of the port: the owner's quota is spent.
@@ -469,52 +496,60 @@ fn fits(
     fit
 }
 
-/// What a flow's reader needs: replies leave through the listen socket.
-struct Flow {
+/// One flow's reply path: its upstream socket in, the listen socket out.
+struct Reply<'a> {
     source: SocketAddr,
-    id: FlowId,
     local_ip: Option<IpAddr>,
-    upstream: Arc<Upstream>,
-    port: Arc<Shared>,
+    upstream: &'a Upstream,
+    port: &'a Shared,
 }
 
-/// Carries the target's replies back to the source until its socket
-/// fails; the port aborts it when the flow leaves the table. (An `async`
-/// block rather than an `async fn`, which would store `flow` twice: this
-/// future lives as long as its flow, so its size is per-flow memory.)
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would hold its argument twice"
-)]
-fn read_upstream(flow: Flow) -> impl Future<Output = (SocketAddr, FlowId, io::Error)> {
-    async move {
-        let error = loop {
-            if let Err(e) = flow.upstream.socket.readable().await {
-                break e;
-            }
+/// How a flow's turn at reading replies ended.
+enum Carried {
+    /// Its socket has nothing more queued.
+    Drained,
+    /// It may have more: the turn ended first.
+    More,
+    /// An error that ends the flow.
+    Failed(io::Error),
+}
+
+impl Reply<'_> {
+    /// Reads up to `READS_PER_TURN` batches of replies and sends each
+    /// batch back to the source.
+    fn carry(&self, now: Millis) -> Carried {
+        for _ in 0..READS_PER_TURN {
+            let mut got = false;
             let result = with_train(|train| {
-                let read = flow.upstream.socket.recv_batch(|d| flow.gather(&d, train));
-                flow.depart(train);
+                let read = self.upstream.socket.recv_batch(|d| {
+                    got = true;
+                    self.gather(&d, train);
+                });
+                self.depart(train);
                 read
             });
-            match result {
-                Ok(_) => flow.upstream.mark_reply(flow.port.clock.now()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if on_upstream_error(&e) == OnError::Evict => break e,
-                Err(e) => debug!(source = %flow.source, error = %e, "upstream receive failed"),
+            if got {
+                self.upstream.mark_reply(now);
             }
-        };
-        (flow.source, flow.id, error)
+            match result {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Carried::Drained,
+                Err(e) if on_upstream_error(&e) == OnError::Evict => return Carried::Failed(e),
+                Err(e) => {
+                    debug!(source = %self.source, error = %e, "upstream receive failed");
+                    return Carried::Drained;
+                }
+            }
+        }
+        Carried::More
     }
-}
 
-impl Flow {
     /// Puts a reply on the train back to the source, sending the train
     /// first when the reply cannot join it; a GRO train leaves at once.
     fn gather(&self, d: &Received<'_>, train: &mut Train) {
         // A connected socket only takes its peer's datagrams; anything
         // else would have been filtered by the kernel.
-        let port = &self.port;
+        let port = self.port;
         if !fits(&port.limits, &port.counters, limit::Direction::Out, d) {
             return;
         }
@@ -536,7 +571,7 @@ impl Flow {
     }
 
     fn reply(&self, bytes: &[u8], stride: usize) {
-        let port = &self.port;
+        let port = self.port;
         match port.listen.send(self.source, self.local_ip, bytes, stride) {
             Ok(()) => {
                 port.counters

@@ -150,6 +150,14 @@ impl<F> FlowTable<F> {
             .map(|e| &mut e.value)
     }
 
+    /// The flow `id` of `source`, if it is still the one in the table.
+    pub(crate) fn get(&self, source: SocketAddr, id: FlowId) -> Option<&F> {
+        self.flows
+            .get(&source)
+            .filter(|e| e.id == id)
+            .map(|e| &e.value)
+    }
+
     /// Removes flow `id` of `source` and frees its place under the cap.
     /// A newer flow of the same source stays.
     pub(crate) fn remove(&mut self, source: SocketAddr, id: FlowId) -> Option<F> {

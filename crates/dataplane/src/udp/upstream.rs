@@ -1,7 +1,7 @@
 //! A flow's upstream: one connected socket to the target chosen when the
 //! flow starts, and what its errors mean.
 
-use super::io::Socket;
+use super::io::FlowSocket;
 use super::table::Millis;
 use crate::resolve::{without_lookup, Resolver};
 use crate::stats::RuleCounters;
@@ -54,7 +54,7 @@ pub(crate) fn on_upstream_error(error: &io::Error) -> OnError {
 /// A flow's connected socket.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    pub(crate) socket: Socket,
+    pub(crate) socket: FlowSocket,
     pub(crate) peer: SocketAddr,
     pub(crate) target_index: usize,
     /// When the target last sent a reply, on the port's clock.
@@ -181,11 +181,11 @@ impl Targets {
 
 /// A new socket on an ephemeral port, connected to `addr`, so the kernel
 /// only lets the target's datagrams in and reports ICMP errors on it.
-fn connected(addr: SocketAddr) -> io::Result<Socket> {
+fn connected(addr: SocketAddr) -> io::Result<FlowSocket> {
     let socket = socket2::Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
     socket.connect(&addr.into())?;
-    Socket::new(socket.into())
+    FlowSocket::new(socket.into())
 }
 
 #[cfg(test)]
