@@ -68,8 +68,9 @@ pub(crate) fn async_poll() -> io::Result<tokio::io::unix::AsyncFd<mio::Poll>> {
     // dropped, and always reports that same descriptor, so it stays open
     // and unchanged for as long as the `AsyncFd` holds it; its users only
     // call `poll` and the registry through it, never replace it.
-    let registered =
-        unsafe { tokio::io::unix::AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE) };
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE)
+    };
     registered.map_err(|e| e.into())
 }
 

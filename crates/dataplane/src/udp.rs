@@ -34,10 +34,10 @@ use crate::resolve::Resolver;
 use crate::stats::RuleCounters;
 use portunus_domain::rule::RuleSpec;
 use portunus_domain::source_filter::SourceFilter;
+use replies::Replies;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, Instrument};
-use replies::Replies;
 use upstream::Targets;
 
 pub use budget::{flows_for_descriptors, FlowBudget};
@@ -103,7 +103,10 @@ pub(crate) fn start(
                     format!("udp port {port}: {e}"),
                 )
             };
-            Ok((io::Socket::new(socket).map_err(fail)?, Replies::new().map_err(fail)?))
+            Ok((
+                io::Socket::new(socket).map_err(fail)?,
+                Replies::new().map_err(fail)?,
+            ))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rule = Arc::new(rule);

@@ -59,10 +59,11 @@ impl Replies {
         let entry = self.flows.vacant_entry();
         let token = entry.key();
         let fd = socket.as_fd().as_raw_fd();
-        self.poll
-            .get_ref()
-            .registry()
-            .register(&mut SourceFd(&fd), Token(token), Interest::READABLE)?;
+        self.poll.get_ref().registry().register(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE,
+        )?;
         entry.insert((source, id));
         Ok(token)
     }
@@ -72,7 +73,11 @@ impl Replies {
     pub(crate) fn remove(&mut self, token: usize, socket: &FlowSocket) {
         if self.flows.try_remove(token).is_some() {
             let fd = socket.as_fd().as_raw_fd();
-            let _ = self.poll.get_ref().registry().deregister(&mut SourceFd(&fd));
+            let _ = self
+                .poll
+                .get_ref()
+                .registry()
+                .deregister(&mut SourceFd(&fd));
         }
     }
 
@@ -90,19 +95,22 @@ impl Replies {
             }
             let mut guard = self.poll.readable_mut().await?;
             // A zero timeout: the runtime said the instance is readable.
-            match guard.get_inner_mut().poll(&mut self.events, Some(Duration::ZERO)) {
+            match guard
+                .get_inner_mut()
+                .poll(&mut self.events, Some(Duration::ZERO))
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            if self.events.is_empty() {
-                // Nothing left: the next event raises a new edge. Tokio
-                // keeps readiness that arrived after this look.
+            // Fewer events than room means the kernel's ready list is now
+            // empty, and anything added to it raises a new edge; Tokio
+            // keeps readiness that arrived after this look. Otherwise the
+            // readiness stays, and the next turn takes what did not fit.
+            let full = self.events.iter().count() >= self.events.capacity();
+            if !full {
                 guard.clear_ready();
-                continue;
             }
-            // Readiness stays set, so the next turn looks again and takes
-            // what did not fit in `events`.
             let flows = &self.flows;
             self.ready.extend(
                 self.events
@@ -185,13 +193,21 @@ mod tests {
         assert_eq!(drain(&b).0, 1);
 
         replies.again(source(1), 7);
-        assert_eq!(next(&mut replies).await, vec![(source(1), 7)], "handed back");
+        assert_eq!(
+            next(&mut replies).await,
+            vec![(source(1), 7)],
+            "handed back"
+        );
 
         replies.remove(token_b, &b);
         assert_eq!(replies.flows.len(), 1);
         target.send_to(b"to b", b.local_addr()).unwrap();
         target.send_to(b"to a", a.local_addr()).unwrap();
-        assert_eq!(next(&mut replies).await, vec![(source(1), 7)], "b is no longer watched");
+        assert_eq!(
+            next(&mut replies).await,
+            vec![(source(1), 7)],
+            "b is no longer watched"
+        );
         replies.remove(token_a, &a);
         assert_eq!(replies.flows.len(), 0);
     }
