@@ -16,9 +16,10 @@ pub(crate) mod userspace;
 use socket2::SockRef;
 use std::fmt;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::task::{ready, Context, Poll};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::task::coop;
 
@@ -201,6 +202,30 @@ impl Pumps {
                 copy_bidirectional(downstream, upstream, inbound, outbound, on_bytes).await
             }
         }
+    }
+}
+
+/// Reads once from `src` into `buf` without waiting, like
+/// `TcpStream::try_read`. A read that leaves room in `buf` emptied the
+/// socket's receive queue, so it also clears the socket's read readiness
+/// (as Tokio's own `poll_read` does): the next attempt waits for the next
+/// edge instead of spending a `recv` on EAGAIN, one syscall on every short
+/// connection. The clear uses the readiness seen before the read, so an
+/// edge raised by data arriving after the read is kept.
+fn read_draining(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = 0;
+    let result = src.try_io(Interest::READABLE, || {
+        let n = (&*SockRef::from(src)).read(buf)?;
+        if 0 < n && n < buf.len() {
+            short = n;
+            // Tells `try_io` to clear the readiness; the bytes are kept.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match result {
+        Err(e) if short > 0 && e.kind() == io::ErrorKind::WouldBlock => Ok(short),
+        other => other,
     }
 }
 

@@ -6,9 +6,11 @@ use crate::health::{Health, HealthCell};
 use crate::resolve::{ResolveError, Resolver};
 use crate::stats::RuleCounters;
 use portunus_domain::rule::{ProxyProtocol, RuleSpec, Target};
+use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
@@ -213,12 +215,11 @@ impl Dialer {
             .await?;
         let mut last = None;
         for addr in addrs {
-            let source =
-                match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                    Ok(Ok(stream)) => return Ok((stream, addr)),
-                    Ok(Err(e)) => e,
-                    Err(_) => io::ErrorKind::TimedOut.into(),
-                };
+            let source = match tokio::time::timeout(self.connect_timeout, connect(addr)).await {
+                Ok(Ok(stream)) => return Ok((stream, addr)),
+                Ok(Err(e)) => e,
+                Err(_) => io::ErrorKind::TimedOut.into(),
+            };
             debug!(%addr, error = %source, "connect failed");
             last = Some(TargetError::Connect { addr, source });
         }
@@ -229,6 +230,34 @@ impl Dialer {
             .into()
         }))
     }
+}
+
+/// Connects to `addr` like `TcpStream::connect`, minus the
+/// `getsockopt(SO_ERROR)` that follows every connect there: a nonblocking
+/// connect that failed wakes its writer with EPOLLERR/EPOLLHUP, which
+/// reads as write-closed readiness, so the error is fetched only then.
+/// One syscall less on every forwarded connection.
+async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    let ready = stream.ready(Interest::WRITABLE).await?;
+    if ready.is_write_closed() {
+        // Closed without a pending error: the peer reset a connection
+        // that had just been made.
+        return Err(stream
+            .take_error()?
+            .unwrap_or_else(|| io::ErrorKind::ConnectionReset.into()));
+    }
+    Ok(stream)
 }
 
 /// Feeds one outcome to a target's health and logs when it flips.

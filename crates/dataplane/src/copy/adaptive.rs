@@ -9,7 +9,7 @@
 //! what HAProxy's `splice-auto` does.
 
 use super::splice::SplicePump;
-use super::{retry_after, Pump};
+use super::{read_draining, retry_after, Pump};
 use std::cell::RefCell;
 use std::io;
 use std::task::{ready, Context, Poll};
@@ -133,7 +133,7 @@ fn copy_once(
     dst: &TcpStream,
     pending: &mut Vec<u8>,
 ) -> io::Result<Step> {
-    let read = src.try_read(scratch)?;
+    let read = read_draining(src, scratch)?;
     if read == 0 {
         return Ok(Step::Eof);
     }

@@ -159,3 +159,47 @@ async fn adaptive_copy_flushes_a_backed_up_chunk_before_splicing() {
         .expect("copy");
     assert!(spliced, "the bulk payload was never spliced");
 }
+
+/// A short read clears the socket's readiness, so the next attempt waits
+/// instead of reading; bytes and the end of input that come later still
+/// wake it.
+#[tokio::test]
+async fn a_short_read_waits_for_the_next_edge_without_losing_it() {
+    use tokio::io::AsyncWriteExt;
+    let (mut writer, reader) = pair().await;
+    let mut buf = [0u8; 64];
+    writer.write_all(b"first").await.expect("write");
+    within("first bytes", reader.readable())
+        .await
+        .expect("readable");
+    assert_eq!(read_draining(&reader, &mut buf).expect("read"), 5);
+    let again = read_draining(&reader, &mut buf).expect_err("nothing is left");
+    assert_eq!(again.kind(), io::ErrorKind::WouldBlock);
+    writer.write_all(b"second").await.expect("write");
+    within("second bytes", reader.readable())
+        .await
+        .expect("readable");
+    assert_eq!(read_draining(&reader, &mut buf).expect("read"), 6);
+    assert_eq!(&buf[..6], b"second");
+    writer.shutdown().await.expect("shutdown");
+    within("end of input", reader.readable())
+        .await
+        .expect("readable");
+    assert_eq!(read_draining(&reader, &mut buf).expect("read"), 0);
+}
+
+/// A read that fills the buffer may have left bytes behind, so readiness
+/// stays and the next read takes them without a wait.
+#[tokio::test]
+async fn a_full_read_keeps_the_readiness() {
+    use tokio::io::AsyncWriteExt;
+    let (mut writer, reader) = pair().await;
+    writer.write_all(&[7u8; 12]).await.expect("write");
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        within("bytes", reader.readable()).await.expect("readable");
+        got = read_draining(&reader, &mut buf).expect("read");
+    }
+    assert_eq!(read_draining(&reader, &mut buf).expect("the rest"), 4);
+}

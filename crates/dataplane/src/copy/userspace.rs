@@ -2,7 +2,7 @@
 //! Under a bandwidth cap it waits out each chunk's charge before writing.
 
 use super::throttle::{Charge, Throttle};
-use super::{retry_after, Pump};
+use super::{read_draining, retry_after, Pump};
 use std::io;
 use std::task::{ready, Context, Poll};
 use tokio::net::TcpStream;
@@ -58,7 +58,7 @@ impl Pump for UserspacePump {
                     None => continue,
                 }
             }
-            let read = src.try_read(&mut self.buf);
+            let read = read_draining(src, &mut self.buf);
             match ready!(retry_after(read, cx, |cx| src.poll_read_ready(cx)))? {
                 Some(0) => return Poll::Ready(Ok(0)),
                 Some(n) => {
