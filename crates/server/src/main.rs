@@ -32,17 +32,10 @@ mod traffic;
 use portunus_domain::DomainError;
 use std::process::ExitCode;
 
-/// Threads for blocking work: store calls (one SQLite connection, or a
-/// PostgreSQL pool of 8) and password hashing. A reconnecting fleet queues
-/// thousands of store calls at once; past this many, more threads would
-/// only wait on the same connections (tokio's default of 512 was reached
-/// by 5,000 edges reconnecting, each thread with its own stack).
-const BLOCKING_THREADS: usize = 64;
-
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
+        .max_blocking_threads(store::BLOCKING_THREADS)
         .build();
     match runtime {
         Ok(runtime) => runtime.block_on(run()),

@@ -212,15 +212,28 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     };
 
     let acceptor = incoming::acceptor(&material.cert_pem, &material.key_pem)?;
-    let grpc = Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(15)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(ControlServer::new(ControlService::new(state.clone())))
-        .serve_with_incoming_shutdown(
-            incoming::tls_streams(control, acceptor, incoming::Limits::default()),
-            stopped(),
-        );
-    let grpc = tokio::spawn(grpc);
+    let grpc = {
+        let (control, state, stop) = (control.into_std()?, state.clone(), stopped());
+        crate::control::thread::spawn(crate::store::BLOCKING_THREADS, move || async move {
+            let control = match TcpListener::from_std(control) {
+                Ok(listener) => listener,
+                Err(e) => return tracing::error!(error = %e, "cannot serve the control port"),
+            };
+            let served = Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(15)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .add_service(ControlServer::new(ControlService::new(state)))
+                .serve_with_incoming_shutdown(
+                    incoming::tls_streams(control, acceptor, incoming::Limits::default()),
+                    stop,
+                )
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the control port stopped serving");
+            }
+        })
+        .context("cannot start the control port's thread")?
+    };
     let http_srv = tokio::spawn(crate::http_listener::serve(
         http,
         api::router(state.clone()).merge(portunus_console::router()),

@@ -4,6 +4,7 @@ pub mod incoming;
 pub mod registry;
 mod service;
 mod session_view;
+pub mod thread;
 
 pub use service::ControlService;
 

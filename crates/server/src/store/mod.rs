@@ -142,6 +142,14 @@ pub struct Store {
 }
 
 /// Seconds since the Unix epoch; every timestamp column uses it.
+/// Threads for blocking work per runtime (the shared one and the control
+/// port's): store calls (one SQLite connection, or a PostgreSQL pool of 8)
+/// and password hashing. A reconnecting fleet queues thousands of store
+/// calls at once; past this many, more threads would only wait on the same
+/// connections (tokio's default of 512 was reached by 5,000 edges
+/// reconnecting, each thread with its own stack).
+pub const BLOCKING_THREADS: usize = 64;
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
