@@ -9,7 +9,9 @@
 #
 # Figures:
 #   conn/s    new TCP connections per second: wrk -t2 -c32 with
-#             `Connection: close` against a loopback nginx
+#             `Connection: close` against a loopback nginx; and the
+#             forwarder's CPU time (user + system, from /proc) per
+#             connection, HAProxy's and Portunus'
 #   tcp Gbit/s single-stream TCP: iperf3
 #   udp dg/s  single-flow UDP datagrams per second: a window of 32 64-byte
 #             datagrams in flight against a UDP echo backend
@@ -72,7 +74,7 @@ listen iperf
   bind 127.0.0.1:$hp_iperf
   server s 127.0.0.1:$iperf
 CFG
-haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & hp_pid=$!; pids+=($hp_pid)
 
 # socat: a process per connection (TCP) or per source (UDP).
 so_web=$(free_port); so_iperf=$(free_port); so_udp=$(free_udp_port)
@@ -98,6 +100,7 @@ pt_web=$(push "127.0.0.1:$web")
 pt_iperf=$(push "127.0.0.1:$iperf")
 pt_udp=$(push "127.0.0.1:$udp_echo" --protocol udp)
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, every thread
 conn_rate() { # conn_rate <port> -> connections per second
   wrk -t2 -c32 -d"${secs}s" -H 'Connection: close' "http://127.0.0.1:$1/" > "$work/wrk.txt"
   if grep -q "Non-2xx\|Socket errors" "$work/wrk.txt"; then sed 's/^/    wrk: /' "$work/wrk.txt" >&2; fi
@@ -128,7 +131,17 @@ record() { fig["$1"]="${fig[$1]:-} $2"; }
 for r in $(seq 1 "$rounds"); do
   echo "round $r of $rounds" >&2
   for path in direct:$web haproxy:$hp_web socat:$so_web portunus:$pt_web; do
-    record "conn.${path%%:*}" "$(conn_rate "${path#*:}")"
+    name=${path%%:*}
+    case $name in haproxy) fwd=$hp_pid ;; portunus) fwd=$client_pid ;; *) fwd= ;; esac
+    if [ -n "$fwd" ]; then before=$(cpu_ticks "$fwd"); fi
+    rate=$(conn_rate "${path#*:}")
+    record "conn.$name" "$rate"
+    # The forwarder's CPU time per connection: how much of the shared
+    # cores each one spent, apart from how many it got.
+    if [ -n "$fwd" ]; then
+      record "cpu.$name" "$(python3 -c 'import sys; b, a, hz, rate, secs = map(float, sys.argv[1:]); print("%.1f" % ((a - b) / hz * 1e6 / (rate * secs)))' \
+        "$before" "$(cpu_ticks "$fwd")" "$(getconf CLK_TCK)" "$rate" "$secs")"
+    fi
   done
   for path in direct:$iperf haproxy:$hp_iperf socat:$so_iperf portunus:$pt_iperf; do
     record "tcp.${path%%:*}" "$(tcp_stream "${path#*:}")"
@@ -170,6 +183,7 @@ def row(name, key, fmt, lower_is_better=False):
             cells.append((fmt % v) + " (%.2f)" % (v / d))
     print(f"{name:<26}{cells[0]:>12}" + "".join(f"{c:>16}" for c in cells[1:]))
 row("new TCP conn/s", "conn", "%.0f")
+print(f"{'  forwarder CPU µs/conn':<26}{'–':>12}{'%.0f' % med('cpu.haproxy'):>16}{'–':>16}{'%.0f' % med('cpu.portunus'):>16}")
 row("single-stream Gbit/s", "tcp", "%.2f")
 row("single-flow UDP dg/s", "udp", "%.0f")
 row("1000 UDP sources, s", "burst", "%.2f")
