@@ -141,7 +141,6 @@ pub struct Store {
     engine: Arc<Engine>,
 }
 
-/// Seconds since the Unix epoch; every timestamp column uses it.
 /// Threads for blocking work per runtime (the shared one and the control
 /// port's): store calls (one SQLite connection, or a PostgreSQL pool of 8)
 /// and password hashing. A reconnecting fleet queues thousands of store
@@ -150,6 +149,7 @@ pub struct Store {
 /// reconnecting, each thread with its own stack).
 pub const BLOCKING_THREADS: usize = 64;
 
+/// Seconds since the Unix epoch; every timestamp column uses it.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
